@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The TCE engine: guest-view tables, hardware tables and the four TCE hypercalls.
+//!
+//! This crate is written once and compiled twice: as part of the `tce_accel` kernel module,
+//! and as an ordinary crate for the simulator and the tests. It uses `core` only, allocates
+//! through the traits of [`env`], and contains no `unsafe`.
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod env;
+pub mod hcall;
+pub mod hwtable;
+mod sparse;
+pub mod tce;
+pub mod window;
