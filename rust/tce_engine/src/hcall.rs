@@ -214,6 +214,9 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         T: IommuTable + 't,
         I: Iterator<Item = &'t T>,
     {
+        if n == 0 {
+            return;
+        }
         for t in tables {
             if let Ok((first, count)) = Self::subpages(window, t, entry) {
                 t.invalidate(first, n.saturating_mul(count));
@@ -366,22 +369,28 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
     {
         let window = p.target.window;
         let first = window.offset() + p.rel;
+        let has_tables = p.target.tables.clone().next().is_some();
         let mut result = Ok(());
         for (i, &tce) in p.list.iter().enumerate() {
             let i = i as u64;
-            // Validated before: a failure here comes from the hardware or from preregistered
-            // memory that went away in between.
-            let ua = match self.validate_tce(window, p.target.tables.clone(), tce) {
-                Ok(ua) => ua,
-                Err(e) => {
+            if has_tables {
+                // Validated before, so the translation succeeds; the hardware update may still
+                // fail, or find that preregistered memory went away in between.
+                let ua = match Direction::of(tce) {
+                    Direction::None => None,
+                    _ => match self.guest.gpa_to_ua(tce_gpa(tce)) {
+                        Some(ua) => Some(ua),
+                        None => {
+                            result = Err(HcallError::TooHard);
+                            break;
+                        }
+                    },
+                };
+                let r = self.update_tables(window, p.target.tables.clone(), first + i, tce, ua);
+                if let Err(e) = r {
                     result = Err(e);
                     break;
                 }
-            };
-            if let Err(e) = self.update_tables(window, p.target.tables.clone(), first + i, tce, ua)
-            {
-                result = Err(e);
-                break;
             }
             if window.store(p.rel + i, tce).is_err() {
                 result = Err(HcallError::TooHard);
