@@ -26,17 +26,17 @@
 //! - The IOMMU cache is invalidated once per table and hypercall range. Linux invalidates once
 //!   per entry, and `H_STUFF_TCE` invalidates from a start address it has already advanced.
 
-use crate::env::{
+use super::env::{
     DmaMemory,
     GuestMemory,
     Host, //
 };
-use crate::hwtable::{
+use super::hwtable::{
     HwEntry,
     HwError,
     IommuTable, //
 };
-use crate::tce::{
+use super::tce::{
     tce_gpa,
     Direction,
     HcallError,
@@ -45,7 +45,7 @@ use crate::tce::{
     INDIRECT_MAX,
     TCE_RW, //
 };
-use crate::window::Window;
+use super::window::Window;
 
 /// The window a hypercall's LIOBN names, with the hardware tables attached to it.
 ///

@@ -16,14 +16,14 @@ use core::sync::atomic::{
     Ordering, //
 };
 
-use crate::env::{
+use super::env::{
     AllocError,
     EntryLock,
     Host,
     SlotArray,
     TablePage, //
 };
-use crate::tce::TCE_RW;
+use super::tce::TCE_RW;
 
 /// The most levels a table may have.
 pub const MAX_LEVELS: u32 = 5;

@@ -7,7 +7,7 @@
 //! 2^31-entry window costs a few kilobytes until the guest uses it, and walking a range that has
 //! no pages costs one check per absent chunk, not one per page or per entry.
 
-use crate::env::{
+use super::env::{
     AllocError,
     Host,
     SlotArray,

@@ -6,12 +6,12 @@
 //! the whole table and is taken up front, but its pages are allocated only when the VMM's mapping
 //! faults on one or a hypercall writes a non-zero entry into one. Entries are host-endian.
 
-use crate::env::{
+use super::env::{
     AllocError,
     Host,
     TablePage, //
 };
-use crate::sparse::SparsePages;
+use super::sparse::SparsePages;
 
 /// The smallest IOMMU page shift a table may use (4 KiB).
 pub const MIN_PAGE_SHIFT: u32 = 12;
