@@ -50,15 +50,25 @@ impl SimRam {
         Ok(())
     }
 
-    /// Whether all of `[gpa, gpa + len)` is RAM (within a single slot).
+    /// Whether all of `[gpa, gpa + len)` is RAM, possibly across adjacent slots.
     pub fn contains(&self, gpa: u64, len: u64) -> bool {
         let Some(end) = gpa.checked_add(len) else {
             return false;
         };
-        self.slots
-            .range(..=gpa)
-            .next_back()
-            .is_some_and(|(&s, &l)| end <= s + l)
+        let mut at = gpa;
+        loop {
+            let Some((&s, &l)) = self.slots.range(..=at).next_back() else {
+                return false;
+            };
+            let slot_end = s + l;
+            if at >= slot_end {
+                return false;
+            }
+            if end <= slot_end {
+                return true;
+            }
+            at = slot_end;
+        }
     }
 
     /// Stores `values` big-endian at consecutive 8-byte slots from `gpa`.

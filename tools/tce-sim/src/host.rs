@@ -3,7 +3,9 @@
 //! The simulated host: heap pages, set-once slots, locks and a locked-memory limit.
 //!
 //! Allocation failures can be injected to prove that every error path leaves the tables as
-//! they were.
+//! they were. Like the kernel's page allocator, the simulated host refuses a single
+//! allocation larger than [`MAX_ORDER`] orders of pages, and a slot array whose pointers would
+//! not fit in that much memory.
 
 use std::sync::{
     atomic::{
@@ -22,6 +24,9 @@ use tce_engine::env::{
     SlotArray,
     TablePage, //
 };
+
+/// The largest single allocation is `1 << (page_shift + MAX_ORDER)` bytes.
+pub const MAX_ORDER: u32 = 10;
 
 /// A heap block of 64-bit words; its "physical address" is its heap address.
 pub struct SimPage(Box<[AtomicU64]>);
@@ -48,8 +53,8 @@ impl TablePage for SimPage {
     }
 }
 
-/// Set-once slots.
-pub struct SimSlots<T>(Box<[OnceLock<T>]>);
+/// Set-once slots; a value is boxed so that an empty slot costs little.
+pub struct SimSlots<T>(Box<[OnceLock<Box<T>>]>);
 
 impl<T: Send + Sync> SlotArray<T> for SimSlots<T> {
     fn len(&self) -> usize {
@@ -57,13 +62,13 @@ impl<T: Send + Sync> SlotArray<T> for SimSlots<T> {
     }
 
     fn get(&self, i: usize) -> Option<&T> {
-        self.0[i].get()
+        self.0[i].get().map(|b| &**b)
     }
 
     fn get_or_insert(&self, i: usize, v: T) -> &T {
         let mut v = Some(v);
         // The closure runs at most once; the loser's value is dropped with `v`.
-        self.0[i].get_or_init(|| v.take().expect("value taken once"))
+        self.0[i].get_or_init(|| Box::new(v.take().expect("value taken once")))
     }
 }
 
@@ -193,7 +198,7 @@ impl Host for SimHost {
     }
 
     fn alloc_block(&self, shift: u32) -> Result<Self::Page, AllocError> {
-        if shift < self.0.page_shift || shift > 40 {
+        if shift < self.0.page_shift || shift > self.0.page_shift + MAX_ORDER {
             return Err(AllocError);
         }
         self.take_budget()?;
@@ -207,6 +212,10 @@ impl Host for SimHost {
     }
 
     fn alloc_slots<T: Send + Sync>(&self, len: usize) -> Result<Self::Slots<T>, AllocError> {
+        // One pointer per slot, as the kernel's implementation stores them.
+        if len > 1usize << (self.0.page_shift + MAX_ORDER - 3) {
+            return Err(AllocError);
+        }
         self.take_budget()?;
         Ok(SimSlots((0..len).map(|_| OnceLock::new()).collect()))
     }

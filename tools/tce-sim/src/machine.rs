@@ -108,12 +108,13 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// Creates a table, checking in Linux's order: the arguments, the locked-memory charge and
+    /// allocation, then the LIOBN's uniqueness.
     fn create(&mut self, params: WindowParams) -> Result<(), Errno> {
-        params.validate()?;
+        let window = Window::new(self.host.clone(), params)?;
         if self.tables.contains_key(&params.liobn) {
             return Err(Errno::Busy);
         }
-        let window = Window::new(self.host.clone(), params)?;
         self.tables.insert(
             params.liobn,
             Entry {
@@ -207,18 +208,34 @@ impl Machine {
         Ok(self.dma.register(&self.ram, gpa, bytes, page_shift)?)
     }
 
-    /// `create`: a guest-view table with `KVM_CREATE_SPAPR_TCE_64` arguments.
+    /// Whether `liobn` names a window slot of a PHB, active or not.
+    fn phb_owns(&self, liobn: u64) -> bool {
+        self.ddw
+            .phbs()
+            .any(|p| (0..p.num_slots).any(|slot| u64::from(p.liobn(slot)) == liobn))
+    }
+
+    /// `create`: a guest-view table with `KVM_CREATE_SPAPR_TCE_64` arguments. A LIOBN of a
+    /// PHB's window slot is busy: the PHB's RTAS calls own it.
     pub fn create(&mut self, params: WindowParams) -> Result<(), Errno> {
+        params.validate()?;
+        if self.phb_owns(params.liobn) {
+            return Err(Errno::Busy);
+        }
         self.tables.create(params)
     }
 
-    /// `remove`: removes a table and detaches its hardware tables.
+    /// `remove`: removes a table and detaches its hardware tables. A PHB's window is busy:
+    /// only its RTAS calls remove it, so that the PHB's state stays true.
     pub fn remove(&mut self, liobn: u64) -> Result<(), Errno> {
-        self.tables
-            .tables
-            .remove(&liobn)
-            .map(|_| ())
-            .ok_or(Errno::NoEnt)
+        if !self.tables.tables.contains_key(&liobn) {
+            return Err(Errno::NoEnt);
+        }
+        if self.phb_owns(liobn) {
+            return Err(Errno::Busy);
+        }
+        self.tables.tables.remove(&liobn);
+        Ok(())
     }
 
     /// The table for `liobn`.
