@@ -9,4 +9,5 @@
 pub mod guest;
 pub mod host;
 pub mod machine;
+pub mod model;
 pub mod trace;
