@@ -350,11 +350,15 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         for &tce in list.iter() {
             self.validate_tce(window, target.tables.clone(), tce)?;
         }
+        // Reserve each page that will hold a non-zero entry, once.
+        let mut reserved = None;
         for (i, &tce) in list.iter().enumerate() {
-            if tce != 0 {
+            let page = window.page_of(rel + i as u64);
+            if tce != 0 && reserved != Some(page) {
                 window
                     .reserve(rel + i as u64)
                     .map_err(|_| HcallError::TooHard)?;
+                reserved = Some(page);
             }
         }
         Ok(PreparedIndirect { target, rel, list })

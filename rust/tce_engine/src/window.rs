@@ -195,6 +195,11 @@ impl<H: Host> Window<H> {
         (rel >> self.entries_per_page_shift, (rel & mask) as usize)
     }
 
+    /// The page number of window-relative entry `rel`.
+    pub(crate) fn page_of(&self, rel: u64) -> u64 {
+        rel >> self.entries_per_page_shift
+    }
+
     /// Page numbers of the first and last page that window-relative entries `[rel, rel + n)`
     /// touch. `n > 0` and the range is inside the window.
     pub(crate) fn page_span(&self, rel: u64, n: u64) -> (u64, u64) {

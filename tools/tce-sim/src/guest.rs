@@ -91,12 +91,6 @@ impl SimRam {
         }
         Ok(())
     }
-
-    fn byte(&self, a: u64) -> u8 {
-        self.data
-            .get(&(a / CHUNK))
-            .map_or(0, |c| c[(a % CHUNK) as usize])
-    }
 }
 
 impl GuestMemory for SimRam {
@@ -109,13 +103,22 @@ impl GuestMemory for SimRam {
         if !self.contains(gpa, len) {
             return Err(GuestFault);
         }
-        for (i, w) in out.iter_mut().enumerate() {
-            let base = gpa + i as u64 * 8;
-            let mut bytes = [0u8; 8];
-            for (j, b) in bytes.iter_mut().enumerate() {
-                *b = self.byte(base + j as u64);
+        // Copy chunk by chunk: the list is one 4 KiB page for H_PUT_TCE_INDIRECT.
+        let mut bytes = vec![0u8; out.len() * 8];
+        let mut done = 0usize;
+        while done < bytes.len() {
+            let a = gpa + done as u64;
+            let off = (a % CHUNK) as usize;
+            let n = (CHUNK as usize - off).min(bytes.len() - done);
+            if let Some(c) = self.data.get(&(a / CHUNK)) {
+                bytes[done..done + n].copy_from_slice(&c[off..off + n]);
             }
-            *w = u64::from_be_bytes(bytes);
+            done += n;
+        }
+        for (w, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(b);
+            *w = u64::from_be_bytes(word);
         }
         Ok(())
     }

@@ -32,22 +32,27 @@ pub const MAX_ORDER: u32 = 10;
 pub struct SimPage(Box<[AtomicU64]>);
 
 impl TablePage for SimPage {
+    #[inline]
     fn words(&self) -> usize {
         self.0.len()
     }
 
+    #[inline]
     fn load(&self, i: usize) -> u64 {
         self.0[i].load(Ordering::Relaxed)
     }
 
+    #[inline]
     fn store(&self, i: usize, v: u64) {
         self.0[i].store(v, Ordering::Relaxed)
     }
 
+    #[inline]
     fn swap(&self, i: usize, v: u64) -> u64 {
         self.0[i].swap(v, Ordering::AcqRel)
     }
 
+    #[inline]
     fn phys(&self) -> u64 {
         self.0.as_ptr() as u64
     }
@@ -167,22 +172,27 @@ impl Drop for CountedPage {
 }
 
 impl TablePage for CountedPage {
+    #[inline]
     fn words(&self) -> usize {
         self.page.words()
     }
 
+    #[inline]
     fn load(&self, i: usize) -> u64 {
         self.page.load(i)
     }
 
+    #[inline]
     fn store(&self, i: usize, v: u64) {
         self.page.store(i, v)
     }
 
+    #[inline]
     fn swap(&self, i: usize, v: u64) -> u64 {
         self.page.swap(i, v)
     }
 
+    #[inline]
     fn phys(&self) -> u64 {
         self.page.phys()
     }
