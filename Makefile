@@ -32,10 +32,10 @@ lint: setup
 
 test: setup
 	@echo "[test] user-space suite (unit, rule, replay and differential tests)"
-	@$(CARGO) test --locked --workspace --release
+	@scripts/test.sh
 
-check: lint build test
-	@echo "[check] user-space suite passed"
+check: lint build
+	@$(MAKE) --no-print-directory test
 
 demo: build
 	@scripts/demo.sh
