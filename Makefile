@@ -8,14 +8,40 @@
 #   make bench   the engine benchmark only
 #   make fuzz    the differential fuzz target (FUZZ_SECONDS, default 60)
 #
-# Every target installs what it needs through scripts/setup.sh first.
+# The kernel module, as for any out-of-tree module (Kbuild holds the object list):
+#
+#   make [KDIR=<kernel build>] [ARCH=.. CROSS_COMPILE=..] [CLIPPY=1]   builds tce_accel.ko
+#   make modules_install                 installs it into the KDIR kernel's module tree
+#   make rustfmtcheck                    checks the module's and the engine's formatting
+#
+# KDIR defaults to the cached x86-64 test kernel of scripts/kernel-build.sh; pass
+# KDIR=/lib/modules/$(uname -r)/build for the running kernel. Every user-space target
+# installs what it needs through scripts/setup.sh first.
 
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all setup build check lint test demo bench fuzz clean
+TCE_CACHE ?= $(HOME)/.cache/tce-accel
+KDIR ?= $(TCE_CACHE)/build-x86_64
+KBUILD_OPTS ?= LLVM=-22 RUSTC=/usr/bin/rustc CLIPPY_DRIVER=/usr/bin/clippy-driver \
+	BINDGEN=$(HOME)/.cargo/bin/bindgen
+KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(MO),MO=$(MO)) $(KBUILD_OPTS)
+RUSTFMT ?= rustfmt
+MODULE_RS = $(wildcard rust/tce_accel/*.rs) $(wildcard rust/tce_engine/src/*.rs)
 
-all: build
+.PHONY: all modules modules_install rustfmt rustfmtcheck setup build check lint test demo \
+	bench fuzz clean
+
+all: modules
+
+modules modules_install:
+	@LIBCLANG_PATH=/usr/lib/llvm-22/lib $(KMAKE) $@
+
+rustfmt:
+	@$(RUSTFMT) --edition 2021 $(MODULE_RS)
+
+rustfmtcheck:
+	@$(RUSTFMT) --edition 2021 --check $(MODULE_RS)
 
 setup:
 	@scripts/setup.sh
@@ -48,3 +74,4 @@ fuzz: setup
 
 clean:
 	@$(CARGO) clean
+	@if [ -d "$(KDIR)" ]; then $(KMAKE) clean; fi

@@ -9,7 +9,7 @@ set -euo pipefail
 
 log() { printf '[kernel-toolchain] %s\n' "$*" >&2; }
 
-pkgs=(rustc-web cargo-web rust-web-src clang-22 lld-22 llvm-22 libclang-22-dev
+pkgs=(rustc-web cargo-web rust-web-src rust-web-clippy clang-22 lld-22 llvm-22 libclang-22-dev
 	gcc-powerpc64le-linux-gnu flex bison bc libelf-dev libssl-dev cpio python3)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -53,7 +53,9 @@ pub trait SlotArray<T>: Send + Sync {
     /// The value in slot `i`, if it has been filled.
     fn get(&self, i: usize) -> Option<&T>;
     /// Fills slot `i` with `v` unless it is filled already; returns the value that is in the slot.
-    fn get_or_insert(&self, i: usize, v: T) -> &T;
+    /// Fails, dropping `v` and leaving the slot as it was, if storing the value needs memory that
+    /// cannot be had.
+    fn get_or_insert(&self, i: usize, v: T) -> Result<&T, AllocError>;
 }
 
 /// A lock that serialises short critical sections (a spinlock in the kernel).

@@ -263,7 +263,7 @@ impl<H: Host> HwTable<H> {
                     let fresh = Self::alloc_level(&self.host, &self.geo, leaf)?;
                     let fresh_phys = fresh.hw.phys();
                     // A losing racer's level is dropped (freed) here.
-                    let c = slots.get_or_insert(n, fresh);
+                    let c = slots.get_or_insert(n, fresh)?;
                     if c.hw.phys() == fresh_phys {
                         self.level_pages.fetch_add(1, Ordering::Relaxed);
                     }

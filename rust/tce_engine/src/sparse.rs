@@ -67,14 +67,14 @@ impl<H: Host> SparsePages<H> {
             Some(s) => s,
             None => {
                 let fresh = self.host.alloc_slots(CHUNK_PAGES as usize)?;
-                self.chunks.get_or_insert(chunk, fresh)
+                self.chunks.get_or_insert(chunk, fresh)?
             }
         };
         if let Some(p) = slots.get(slot) {
             return Ok(p);
         }
         let fresh = self.host.alloc_block(self.host.page_shift())?;
-        Ok(slots.get_or_insert(slot, fresh))
+        slots.get_or_insert(slot, fresh)
     }
 
     /// Calls `f(page_number, page)` for every allocated page in `[first, last]`, skipping absent

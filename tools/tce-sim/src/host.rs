@@ -70,10 +70,10 @@ impl<T: Send + Sync> SlotArray<T> for SimSlots<T> {
         self.0[i].get().map(|b| &**b)
     }
 
-    fn get_or_insert(&self, i: usize, v: T) -> &T {
+    fn get_or_insert(&self, i: usize, v: T) -> Result<&T, AllocError> {
         let mut v = Some(v);
         // The closure runs at most once; the loser's value is dropped with `v`.
-        self.0[i].get_or_init(|| Box::new(v.take().expect("value taken once")))
+        Ok(self.0[i].get_or_init(|| Box::new(v.take().expect("value taken once"))))
     }
 }
 

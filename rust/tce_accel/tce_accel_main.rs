@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! tce_accel: the TCE hypercall fast path for POWER KVM guests.
+//!
+//! The module registers `/dev/tce_accel`. Its `TCE_ACCEL_CREATE_TABLE` ioctl creates a
+//! guest-view TCE table for a KVM VM (the arguments of `KVM_CREATE_SPAPR_TCE_64`) and returns a
+//! file descriptor for it; the VMM maps that file to read and write the table, whose pages are
+//! allocated when the mapping faults on them or a hypercall writes into them. The table logic
+//! is the portable engine of `rust/tce_engine`, compiled into this module.
+//!
+//! # Lock order
+//!
+//! 1. `table::REGISTRY` (mutex): create and release of tables only.
+//! 2. A hardware table's leaf spinlock (`host::KLock`): one entry and its mirror.
+//!
+//! Faults and table reads and writes take no lock: pages are installed with compare-and-swap
+//! and words are atomic.
+
+use kernel::{
+    fs::File,
+    miscdevice::{
+        MiscDevice,
+        MiscDeviceOptions,
+        MiscDeviceRegistration, //
+    },
+    prelude::*,
+};
+
+mod engine;
+mod glue;
+mod host;
+mod table;
+mod tests;
+mod uapi;
+
+module! {
+    type: TceAccelModule,
+    name: "tce_accel",
+    authors: ["tce-accel developers"],
+    description: "TCE hypercall fast path for POWER KVM guests",
+    license: "GPL",
+}
+
+#[pin_data]
+struct TceAccelModule {
+    #[pin]
+    _misc: MiscDeviceRegistration<TceAccelDevice>,
+}
+
+impl kernel::InPlaceModule for TceAccelModule {
+    fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        // SAFETY: Called once, when the module loads, before any table can be created.
+        unsafe { table::REGISTRY.init() };
+        let options = MiscDeviceOptions { name: c"tce_accel" };
+        try_pin_init!(Self {
+            _misc <- MiscDeviceRegistration::register(options),
+        })
+    }
+}
+
+/// An open `/dev/tce_accel`. It has no state: tables live in their own files.
+struct TceAccelDevice;
+
+#[vtable]
+impl MiscDevice for TceAccelDevice {
+    type Ptr = KBox<Self>;
+
+    fn open(_file: &File, _misc: &MiscDeviceRegistration<Self>) -> Result<KBox<Self>> {
+        Ok(KBox::new(Self, GFP_KERNEL)?)
+    }
+
+    fn ioctl(_device: &Self, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            uapi::CREATE_TABLE => table::create_ioctl(arg),
+            _ => Err(ENOTTY),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The user API (`include/uapi/tce_accel.h`): ioctl numbers and argument layouts.
+//!
+//! Arguments are copied in and out as bytes and decoded field by field, so that no `unsafe`
+//! transmutation is needed and every field is validated where it is read.
+
+use kernel::ioctl::{
+    _IOR,
+    _IOW, //
+};
+
+use crate::engine::window::WindowParams;
+
+/// The ioctl type of the module (`TCE_ACCEL_IOCTL_TYPE`).
+const IOCTL_TYPE: u32 = 0xB9;
+
+/// `struct tce_accel_create_table`, for its size.
+#[repr(C)]
+pub(crate) struct CreateTableLayout {
+    _argsz: u32,
+    _vm_fd: i32,
+    _window: [u64; 4],
+}
+
+/// `struct tce_accel_table_info`, for its size.
+#[repr(C)]
+pub(crate) struct TableInfoLayout {
+    _argsz: u32,
+    _flags: u32,
+    _window: [u64; 4],
+    _pages: [u64; 3],
+}
+
+/// Bytes of `struct tce_accel_create_table`.
+pub(crate) const CREATE_TABLE_SIZE: usize = core::mem::size_of::<CreateTableLayout>();
+/// Bytes of `struct tce_accel_table_info`.
+pub(crate) const TABLE_INFO_SIZE: usize = core::mem::size_of::<TableInfoLayout>();
+
+const _: () = assert!(CREATE_TABLE_SIZE == 40 && TABLE_INFO_SIZE == 64);
+
+/// `TCE_ACCEL_CREATE_TABLE`, on `/dev/tce_accel`.
+pub(crate) const CREATE_TABLE: u32 = _IOW::<CreateTableLayout>(IOCTL_TYPE, 0x00);
+/// `TCE_ACCEL_TABLE_INFO`, on a table file descriptor.
+pub(crate) const TABLE_INFO: u32 = _IOR::<TableInfoLayout>(IOCTL_TYPE, 0x01);
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_ne_bytes(w)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_ne_bytes(w)
+}
+
+/// A decoded `struct tce_accel_create_table`.
+pub(crate) struct CreateTable {
+    /// What user space says the structure's size is.
+    pub(crate) argsz: u32,
+    /// The VM's file descriptor.
+    pub(crate) vm_fd: i32,
+    /// The `KVM_CREATE_SPAPR_TCE_64` arguments.
+    pub(crate) window: WindowParams,
+}
+
+impl CreateTable {
+    /// Decodes the structure from its bytes.
+    pub(crate) fn decode(b: &[u8; CREATE_TABLE_SIZE]) -> Self {
+        Self {
+            argsz: u32_at(b, 0),
+            vm_fd: u32_at(b, 4) as i32,
+            window: WindowParams {
+                liobn: u64_at(b, 8),
+                page_shift: u32_at(b, 16),
+                flags: u32_at(b, 20),
+                offset: u64_at(b, 24),
+                size: u64_at(b, 32),
+            },
+        }
+    }
+}
+
+/// Encodes `struct tce_accel_table_info`.
+pub(crate) fn encode_info(
+    w: &WindowParams,
+    mapping: u64,
+    present: u64,
+    locked: u64,
+) -> [u8; TABLE_INFO_SIZE] {
+    let mut b = [0u8; TABLE_INFO_SIZE];
+    let mut put = |at: usize, bytes: &[u8]| b[at..at + bytes.len()].copy_from_slice(bytes);
+    put(0, &(TABLE_INFO_SIZE as u32).to_ne_bytes());
+    put(4, &0u32.to_ne_bytes());
+    put(8, &w.liobn.to_ne_bytes());
+    put(16, &w.page_shift.to_ne_bytes());
+    put(20, &w.flags.to_ne_bytes());
+    put(24, &w.offset.to_ne_bytes());
+    put(32, &w.size.to_ne_bytes());
+    put(40, &mapping.to_ne_bytes());
+    put(48, &present.to_ne_bytes());
+    put(56, &locked.to_ne_bytes());
+    b
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The kernel half of `make check`: for each test kernel, build it (cached), build tce_accel.ko
+# against it with clippy, build the test init, boot QEMU (TCG) with an initramfs that loads the
+# module and runs the user-space tests, and check the KTAP of every suite with kunit.py parse.
+#
+#   scripts/kernel-check.sh [x86_64] [ppc64le] [x86_64-kasan]   (default: all three)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[kernel-check] %s\n' "$*" >&2; }
+
+kernels=("$@")
+[ ${#kernels[@]} -gt 0 ] || kernels=(x86_64 ppc64le x86_64-kasan)
+
+# The module's KUnit suites and the user-space suite; each must report, and pass.
+export TCE_EXPECT_SUITES="tce_accel_engine tce_accel_table tce_accel_user"
+
+start=$(date +%s)
+for k in "${kernels[@]}"; do
+	case "$k" in
+	x86_64 | x86_64-kasan) arch=x86_64 ;;
+	ppc64le) arch=ppc64le ;;
+	*) echo "kernel-check.sh: unknown kernel '$k'" >&2; exit 2 ;;
+	esac
+	log "== $k: kernel"
+	build=$(scripts/kernel-build.sh "$k")
+	log "== $k: module (with clippy)"
+	ko=$(scripts/module-build.sh "$k" CLIPPY=1)
+	log "== $k: test init"
+	init=$(scripts/build-init.sh "$arch")
+	log "== $k: boot and test"
+	extra=()
+	[ "$k" = x86_64-kasan ] && extra=(--kasan)
+	TCE_INIT="$init" scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}"
+done
+log "all kernels passed in $(($(date +%s) - start))s"
