@@ -29,8 +29,8 @@ KMAKE = $(MAKE) -C $(KDIR) M=$(CURDIR) $(if $(MO),MO=$(MO)) $(KBUILD_OPTS)
 RUSTFMT ?= rustfmt
 MODULE_RS = $(wildcard rust/tce_accel/*.rs) $(wildcard rust/tce_engine/src/*.rs)
 
-.PHONY: all modules modules_install rustfmt rustfmtcheck setup build check lint test demo \
-	bench fuzz clean
+.PHONY: all modules modules_install rustfmt rustfmtcheck setup build check kernel-check \
+	lint test demo bench fuzz clean
 
 all: modules
 
@@ -53,6 +53,7 @@ build: setup
 lint: setup
 	@echo "[lint] rustfmt"
 	@$(CARGO) fmt --all -- --check
+	@$(MAKE) --no-print-directory rustfmtcheck
 	@echo "[lint] clippy"
 	@$(CARGO) clippy --locked --workspace --all-targets -q -- -D warnings
 
@@ -60,8 +61,12 @@ test: setup
 	@echo "[test] user-space suite (unit, rule, replay and differential tests)"
 	@scripts/test.sh
 
-check: lint build
+check: lint build kernel-check
 	@$(MAKE) --no-print-directory test
+
+kernel-check:
+	@echo "[kernel-check] kernels, tce_accel.ko and QEMU runs (x86-64, ppc64le, x86-64 KASAN)"
+	@scripts/kernel-check.sh
 
 demo: build
 	@scripts/demo.sh

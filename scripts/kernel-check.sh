@@ -18,6 +18,9 @@ kernels=("$@")
 export TCE_EXPECT_SUITES="tce_accel_engine tce_accel_table tce_accel_user"
 
 start=$(date +%s)
+passed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 for k in "${kernels[@]}"; do
 	case "$k" in
 	x86_64 | x86_64-kasan) arch=x86_64 ;;
@@ -27,12 +30,23 @@ for k in "${kernels[@]}"; do
 	log "== $k: kernel"
 	build=$(scripts/kernel-build.sh "$k")
 	log "== $k: module (with clippy)"
-	ko=$(scripts/module-build.sh "$k" CLIPPY=1)
+	ko=$(scripts/module-build.sh "$k" CLIPPY=1 2> >(tee "$tmp/module.log" >&2))
+	# The module must build without a warning; the only ones allowed come from the
+	# kernel's own -Ctarget-feature flags on powerpc, which rustc calls unstable.
+	if grep -E '^(warning|error)' "$tmp/module.log" |
+		grep -vE 'target-feature|^warning: [0-9]+ warnings? emitted' | grep -q .; then
+		log "FAIL: the module does not build cleanly for $k"
+		exit 1
+	fi
 	log "== $k: test init"
 	init=$(scripts/build-init.sh "$arch")
 	log "== $k: boot and test"
 	extra=()
 	[ "$k" = x86_64-kasan ] && extra=(--kasan)
-	TCE_INIT="$init" scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}"
+	TCE_INIT="$init" scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
+		2> >(tee "$tmp/qemu.log" >&2)
+	n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\)$/\2/p' "$tmp/qemu.log" | tail -n1)
+	passed=$((passed + ${n:-0}))
 done
 log "all kernels passed in $(($(date +%s) - start))s"
+echo "kernel tests: $passed passed, 0 failed"

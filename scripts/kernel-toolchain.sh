@@ -10,7 +10,7 @@ set -euo pipefail
 log() { printf '[kernel-toolchain] %s\n' "$*" >&2; }
 
 pkgs=(rustc-web cargo-web rust-web-src rust-web-clippy clang-22 lld-22 llvm-22 libclang-22-dev
-	gcc-powerpc64le-linux-gnu flex bison bc libelf-dev libssl-dev cpio python3)
+	gcc-powerpc64le-linux-gnu libc6-dev-ppc64el-cross flex bison bc libelf-dev libssl-dev cpio python3 file)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -1,0 +1,943 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The test cases of the `tce_accel_user` suite, run against `/dev/tce_accel`.
+//!
+//! Test 1 (`load_module`) and the last test (`unload`) run in PID 1. The others run in order in
+//! one forked runner process, so that a fault in a mapping or a panic kills only the runner;
+//! the runner reports through [`Tx`] and PID 1 prints. Later tests use what earlier ones made
+//! (the device, the VM, the table) and are skipped when it is missing.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::time::Instant;
+
+use crate::cmdline::Config;
+use crate::ktap::{self, Msg, Outcome, Stats, Status};
+use crate::sys::{self, describe, errno_name, Exit, Mapping};
+use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
+
+/// The suite's name.
+pub const SUITE: &str = "tce_accel_user";
+
+/// The suite's tests, in order.
+pub const NAMES: [&str; 13] = [
+    "load_module",
+    "open_device",
+    "create_vm",
+    "create_table",
+    "table_info",
+    "locked_memory",
+    "mmap_fault_read",
+    "mmap_write_read_back",
+    "fault_past_end_sigbus",
+    "bad_arguments",
+    "unload_refused_while_open",
+    "close_releases",
+    "unload",
+];
+
+/// Index of `load_module`, run by PID 1 before the runner starts.
+pub const LOAD: usize = 0;
+/// Index of the runner's first test.
+pub const FIRST_RUNNER: usize = 1;
+/// Index of the runner's last test.
+pub const LAST_RUNNER: usize = 11;
+/// Index of `unload`, run by PID 1 after the runner has exited.
+pub const UNLOAD: usize = 12;
+
+/// The device node of the module.
+pub const DEVICE: &str = "/dev/tce_accel";
+
+/// The window of the main table: LIOBN 1, 4 KiB IOMMU pages, 2^18 entries (1 GiB of bus space).
+pub const MAIN_WINDOW: Window = Window {
+    liobn: 0x1,
+    page_shift: 12,
+    flags: 0,
+    offset: 0,
+    size: 0x40000,
+};
+
+/// The sending end of the pipe from the runner (and its children) to PID 1.
+#[derive(Clone, Copy, Debug)]
+pub struct Tx(pub i32);
+
+impl Tx {
+    /// Sends one message; a single write of a line shorter than `PIPE_BUF`, hence atomic.
+    pub fn send(&self, m: &Msg) {
+        let mut line = m.encode();
+        if line.len() > 1000 {
+            let mut end = 1000;
+            while !line.is_char_boundary(end) {
+                end -= 1;
+            }
+            line.truncate(end);
+        }
+        line.push('\n');
+        ktap::write_all_fd(self.0, line.as_bytes());
+    }
+}
+
+/// Why a test stopped early.
+#[derive(Debug)]
+pub enum Stop {
+    /// It failed for this reason.
+    Fail(String),
+    /// It could not run for this reason.
+    Skip(String),
+}
+
+/// Turns an `io::Result` into a test failure that names what was attempted.
+trait OrFail<T> {
+    /// Fails with `what: ERRNO (message)` on error.
+    fn or_fail(self, what: impl FnOnce() -> String) -> Result<T, Stop>;
+}
+
+impl<T> OrFail<T> for io::Result<T> {
+    fn or_fail(self, what: impl FnOnce() -> String) -> Result<T, Stop> {
+        self.map_err(|e| Stop::Fail(format!("{}: {}", what(), describe(&e))))
+    }
+}
+
+/// A running test: where its diagnostics go and which checks failed.
+pub struct Ctx<'a> {
+    /// Where messages go.
+    tx: &'a Tx,
+    /// The test's name.
+    name: &'static str,
+    /// The failed checks, in order.
+    failures: Vec<String>,
+    /// The outcomes of the test's parameter cases, if it has any.
+    params: Option<Stats>,
+}
+
+impl Ctx<'_> {
+    /// Prints a diagnostic line about the test.
+    pub fn diag(&self, msg: &str) {
+        self.tx.send(&Msg::Line(ktap::diag_line(1, self.name, msg)));
+    }
+
+    /// Records a failed check and prints it.
+    pub fn fail(&mut self, msg: String) {
+        self.diag(&format!("FAILED: {msg}"));
+        self.failures.push(msg);
+    }
+
+    /// Checks that `got == want`.
+    pub fn check_eq<T: PartialEq + std::fmt::Debug>(
+        &mut self,
+        what: &str,
+        got: T,
+        want: T,
+    ) -> bool {
+        if got == want {
+            return true;
+        }
+        self.fail(format!("{what} is {got:?}, want {want:?}"));
+        false
+    }
+
+    /// Checks `cond`, failing with `msg()` if it does not hold.
+    pub fn check(&mut self, cond: bool, msg: impl FnOnce() -> String) -> bool {
+        if !cond {
+            self.fail(msg());
+        }
+        cond
+    }
+}
+
+/// What the runner's tests share: the configuration and what earlier tests made.
+pub struct State {
+    /// The configuration from the command line.
+    pub cfg: Config,
+    /// Whether `load_module` succeeded.
+    pub module_loaded: bool,
+    /// The host page size.
+    page_size: u64,
+    /// `/dev/tce_accel`.
+    dev: Option<OwnedFd>,
+    /// `/dev/kvm`.
+    kvm: Option<OwnedFd>,
+    /// The VM of the main table.
+    vm: Option<OwnedFd>,
+    /// The main table.
+    table: Option<OwnedFd>,
+    /// `TCE_ACCEL_TABLE_INFO` of the main table, right after it was made.
+    info: Option<TableInfo>,
+    /// VmLck (kB) before and after the main table was made.
+    vmlck: Option<(u64, u64)>,
+}
+
+/// The reason for skipping a test that needs what test `name` makes.
+fn needs(name: &str) -> Stop {
+    Stop::Skip(format!("needs {name}"))
+}
+
+impl State {
+    /// The state before the runner's first test.
+    pub fn new(cfg: Config, module_loaded: bool) -> Self {
+        Self {
+            cfg,
+            module_loaded,
+            page_size: sys::page_size(),
+            dev: None,
+            kvm: None,
+            vm: None,
+            table: None,
+            info: None,
+            vmlck: None,
+        }
+    }
+
+    /// `/dev/tce_accel`, from `open_device`.
+    fn dev(&self) -> Result<BorrowedFd<'_>, Stop> {
+        self.dev
+            .as_ref()
+            .map(|f| f.as_fd())
+            .ok_or_else(|| needs("open_device"))
+    }
+
+    /// `/dev/kvm`, from `create_vm`.
+    fn kvm(&self) -> Result<BorrowedFd<'_>, Stop> {
+        self.kvm
+            .as_ref()
+            .map(|f| f.as_fd())
+            .ok_or_else(|| needs("/dev/kvm"))
+    }
+
+    /// The VM, from `create_vm`.
+    fn vm(&self) -> Result<BorrowedFd<'_>, Stop> {
+        self.vm
+            .as_ref()
+            .map(|f| f.as_fd())
+            .ok_or_else(|| needs("create_vm"))
+    }
+
+    /// The main table, from `create_table`.
+    fn table(&self) -> Result<BorrowedFd<'_>, Stop> {
+        self.table
+            .as_ref()
+            .map(|f| f.as_fd())
+            .ok_or_else(|| needs("create_table"))
+    }
+
+    /// The main table's first info, from `table_info`.
+    fn info(&self) -> Result<TableInfo, Stop> {
+        self.info.ok_or_else(|| needs("table_info"))
+    }
+
+    /// Bytes of one host page.
+    fn ps(&self) -> usize {
+        self.page_size as usize
+    }
+
+    /// The main table's info now.
+    fn info_now(&self) -> Result<TableInfo, Stop> {
+        sys::table_info(self.table()?).or_fail(|| "TCE_ACCEL_TABLE_INFO".into())
+    }
+}
+
+/// Runs the runner's tests in order, reporting each through `tx`.
+pub fn run_runner(st: &mut State, tx: &Tx) {
+    for (idx, &name) in NAMES
+        .iter()
+        .enumerate()
+        .take(LAST_RUNNER + 1)
+        .skip(FIRST_RUNNER)
+    {
+        tx.send(&Msg::Begin(idx));
+        let mut cx = Ctx {
+            tx,
+            name,
+            failures: Vec::new(),
+            params: None,
+        };
+        let r = match idx {
+            1 => open_device(st, &mut cx),
+            2 => create_vm(st, &mut cx),
+            3 => create_table(st, &mut cx),
+            4 => table_info(st, &mut cx),
+            5 => locked_memory(st, &mut cx),
+            6 => mmap_fault_read(st, &mut cx),
+            7 => mmap_write_read_back(st, &mut cx),
+            8 => fault_past_end_sigbus(st, &mut cx),
+            9 => bad_arguments(st, &mut cx),
+            10 => unload_refused_while_open(st, &mut cx),
+            11 => close_releases(st, &mut cx),
+            _ => Err(Stop::Fail("no such test".into())),
+        };
+        let outcome = conclude(r, &cx);
+        tx.send(&Msg::End {
+            idx,
+            outcome,
+            params: cx.params.unwrap_or_default(),
+        });
+    }
+}
+
+/// The outcome of a test from its result and its failed checks.
+fn conclude(r: Result<(), Stop>, cx: &Ctx<'_>) -> Outcome {
+    match r {
+        Err(Stop::Skip(why)) => Outcome::skip(why),
+        Err(Stop::Fail(why)) => Outcome::fail(why),
+        Ok(()) => match (cx.failures.first(), cx.params) {
+            (Some(first), _) if cx.failures.len() == 1 => Outcome::fail(first.clone()),
+            (Some(first), _) => Outcome::fail(format!(
+                "{first} (and {} more failed checks)",
+                cx.failures.len() - 1
+            )),
+            (None, Some(p)) if p.status() == Status::Fail => {
+                Outcome::fail(format!("{} of {} cases failed", p.fail, p.total()))
+            }
+            (None, Some(p)) if p.status() == Status::Skip => Outcome::skip("every case skipped"),
+            (None, _) => Outcome::pass(),
+        },
+    }
+}
+
+/// `load_module` (in PID 1): `finit_module(fd, params, 0)` of the configured file. Returns the
+/// outcome and diagnostics to print once the suite's header is out (the module's own KUnit
+/// suites print during the load, and must not land inside this suite).
+pub fn load_module(cfg: &Config) -> (Outcome, Vec<String>) {
+    let name = NAMES[LOAD];
+    let file = match sys::open_ro(&cfg.module) {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                Outcome::fail(format!("open {}: {}", cfg.module, describe(&e))),
+                vec![],
+            )
+        }
+    };
+    let start = Instant::now();
+    match sys::finit_module(file.as_fd(), &cfg.params, 0) {
+        Ok(()) => (
+            Outcome::pass(),
+            vec![ktap::diag_line(
+                1,
+                name,
+                &format!(
+                    "finit_module({}, \"{}\") took {} ms",
+                    cfg.module,
+                    cfg.params,
+                    start.elapsed().as_millis()
+                ),
+            )],
+        ),
+        Err(e) => (
+            Outcome::fail(format!(
+                "finit_module({}, \"{}\"): {}",
+                cfg.module,
+                cfg.params,
+                describe(&e)
+            )),
+            vec![],
+        ),
+    }
+}
+
+/// `unload` (in PID 1, after every descriptor is closed): `delete_module(name, O_NONBLOCK)`
+/// succeeds and the device node and `/sys/module/NAME` are gone.
+pub fn unload(cfg: &Config, module_loaded: bool) -> (Outcome, Vec<String>) {
+    if !module_loaded {
+        return (Outcome::skip("needs load_module"), vec![]);
+    }
+    if let Err(e) = sys::delete_module(&cfg.name, libc::O_NONBLOCK) {
+        return (
+            Outcome::fail(format!(
+                "delete_module(\"{}\", O_NONBLOCK): {}",
+                cfg.name,
+                describe(&e)
+            )),
+            vec![],
+        );
+    }
+    let mut failures = Vec::new();
+    if std::fs::symlink_metadata(DEVICE).is_ok() {
+        failures.push(format!("{DEVICE} still exists after the unload"));
+    }
+    let sysfs = format!("/sys/module/{}", cfg.name);
+    if std::fs::symlink_metadata(&sysfs).is_ok() {
+        failures.push(format!("{sysfs} still exists after the unload"));
+    }
+    let diags = failures
+        .iter()
+        .map(|f| ktap::diag_line(1, NAMES[UNLOAD], &format!("FAILED: {f}")))
+        .collect();
+    match failures.first() {
+        None => (Outcome::pass(), diags),
+        Some(f) => (Outcome::fail(f.clone()), diags),
+    }
+}
+
+/// `open_device`: `/dev/tce_accel` is a character device and opens `O_RDWR | O_CLOEXEC`.
+fn open_device(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if !st.module_loaded {
+        cx.diag("the module is not loaded; opening the device anyway");
+    }
+    let meta = std::fs::metadata(DEVICE).or_fail(|| format!("stat {DEVICE}"))?;
+    cx.check(meta.file_type().is_char_device(), || {
+        format!("{DEVICE} is not a character device")
+    });
+    let fd = sys::open_rw(DEVICE).or_fail(|| format!("open {DEVICE} O_RDWR|O_CLOEXEC"))?;
+    st.dev = Some(fd);
+    Ok(())
+}
+
+/// A line about the CPU's virtualisation support, for a missing `/dev/kvm`.
+fn cpu_virt_summary() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        cpuinfo
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let flags = field("flags").unwrap_or_default();
+    let has = |f: &str| flags.split_whitespace().any(|x| x == f);
+    format!(
+        "cpu: vendor {}, model {}, svm {}, vmx {}, npt {}",
+        field("vendor_id")
+            .or_else(|| field("cpu"))
+            .unwrap_or_else(|| "?".into()),
+        field("model name")
+            .or_else(|| field("platform"))
+            .unwrap_or_else(|| "?".into()),
+        has("svm"),
+        has("vmx"),
+        has("npt")
+    )
+}
+
+/// `create_vm`: `/dev/kvm` opens and `KVM_CREATE_VM` (type from the command line, default 0)
+/// returns a VM descriptor.
+fn create_vm(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let kvm = match sys::open_rw("/dev/kvm") {
+        Ok(f) => f,
+        Err(e) => {
+            cx.diag(&cpu_virt_summary());
+            return Err(Stop::Fail(format!(
+                "open /dev/kvm: {} (KVM is not usable in this guest)",
+                describe(&e)
+            )));
+        }
+    };
+    let vm = sys::kvm_create_vm(kvm.as_fd(), st.cfg.vm_type)
+        .or_fail(|| format!("KVM_CREATE_VM type {}", st.cfg.vm_type))?;
+    st.kvm = Some(kvm);
+    st.vm = Some(vm);
+    Ok(())
+}
+
+/// `create_table`: `TCE_ACCEL_CREATE_TABLE` of the main window returns a new table descriptor,
+/// which is close-on-exec.
+fn create_table(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let (dev, vm) = (st.dev()?, st.vm()?);
+    let before = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let req = CreateTable::new(vm.as_raw_fd(), MAIN_WINDOW);
+    let fd = sys::create_table(dev, &req).or_fail(|| format!("TCE_ACCEL_CREATE_TABLE {req:?}"))?;
+    let after = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    // SAFETY: F_GETFD only reads the flags of a descriptor we own.
+    let fd_flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+    cx.check(fd_flags >= 0 && fd_flags & libc::FD_CLOEXEC != 0, || {
+        format!(
+            "table fd {} is not close-on-exec (F_GETFD {fd_flags})",
+            fd.as_raw_fd()
+        )
+    });
+    cx.diag(&format!(
+        "table fd {}, VmLck {before} kB -> {after} kB",
+        fd.as_raw_fd()
+    ));
+    st.table = Some(fd);
+    st.vmlck = Some((before, after));
+    Ok(())
+}
+
+/// `table_info`: the info of the new table: its size, flags 0, the window echoed back, the
+/// mapping size of the entries, nothing present yet, some pages locked.
+fn table_info(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let info = st.info_now()?;
+    cx.diag(&format!(
+        "argsz {} flags {} mapping_pages {} present_pages {} locked_pages {} (page size {})",
+        info.argsz,
+        info.flags,
+        info.mapping_pages,
+        info.present_pages,
+        info.locked_pages,
+        st.page_size
+    ));
+    cx.check_eq("argsz", info.argsz as usize, TABLE_INFO_SIZE);
+    cx.check_eq("flags", info.flags, 0);
+    cx.check_eq("window", info.window, MAIN_WINDOW);
+    let want_mapping = (MAIN_WINDOW.size * 8).div_ceil(st.page_size);
+    cx.check_eq("mapping_pages", info.mapping_pages, want_mapping);
+    cx.check_eq("present_pages", info.present_pages, 0);
+    cx.check(info.locked_pages > 0, || {
+        "locked_pages is 0, want > 0".into()
+    });
+    st.info = Some(info);
+    Ok(())
+}
+
+/// `locked_memory`: VmLck grew by exactly `locked_pages` pages when the table was made.
+fn locked_memory(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let info = st.info()?;
+    let (before, after) = st.vmlck.ok_or_else(|| needs("create_table"))?;
+    let want = info.locked_pages * st.page_size / 1024;
+    let grew = after as i128 - before as i128;
+    cx.check(grew == want as i128, || {
+        format!(
+            "VmLck grew by {grew} kB ({before} -> {after}), want {want} kB ({} locked pages)",
+            info.locked_pages
+        )
+    });
+    Ok(())
+}
+
+/// Byte offset of the main table's last entry.
+const LAST_ENTRY: usize = (MAIN_WINDOW.size as usize - 1) * 8;
+
+/// `mmap_fault_read`: a shared mapping of `mapping_pages` pages reads zeroes, and each first
+/// touch of a page makes one more page present.
+fn mmap_fault_read(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let info = st.info()?;
+    let len = info.mapping_pages as usize * st.ps();
+    let m = Mapping::new(st.table()?, len).or_fail(|| format!("mmap of {len:#x} bytes"))?;
+    cx.check_eq("entry 0", m.read(0), 0);
+    cx.check_eq(
+        "present_pages after reading entry 0",
+        st.info_now()?.present_pages,
+        1,
+    );
+    cx.check_eq(
+        "page of the last entry",
+        LAST_ENTRY / st.ps(),
+        info.mapping_pages as usize - 1,
+    );
+    cx.check_eq("last entry", m.read(LAST_ENTRY), 0);
+    cx.check_eq(
+        "present_pages after reading the last entry",
+        st.info_now()?.present_pages,
+        2,
+    );
+    Ok(())
+}
+
+/// `mmap_write_read_back`: a word written through one mapping reads back through a second
+/// mapping at another address, both ways, without making more pages present.
+fn mmap_write_read_back(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    const FIRST: u64 = 0x0123_4567_89ab_c003;
+    const SECOND: u64 = 0xfedc_ba98_7654_3001;
+    let info = st.info()?;
+    let len = info.mapping_pages as usize * st.ps();
+    let present = st.info_now()?.present_pages;
+    let m1 = Mapping::new(st.table()?, len).or_fail(|| "first mmap".into())?;
+    let m2 = Mapping::new(st.table()?, len).or_fail(|| "second mmap".into())?;
+    cx.check(m1.addr() != m2.addr(), || {
+        "both mappings at the same address".into()
+    });
+    m1.write(0, FIRST);
+    cx.check_eq("entry 0 through the second mapping", m2.read(0), FIRST);
+    m2.write(LAST_ENTRY, SECOND);
+    cx.check_eq(
+        "last entry through the first mapping",
+        m1.read(LAST_ENTRY),
+        SECOND,
+    );
+    m1.write(0, 0);
+    m1.write(LAST_ENTRY, 0);
+    cx.check_eq("entry 0 after clearing it", m2.read(0), 0);
+    cx.check_eq("present_pages", st.info_now()?.present_pages, present);
+    Ok(())
+}
+
+/// Runs `f` in a forked child and returns how the child ended and the message it left (the
+/// error `f` returned).
+fn in_child_with_message(f: impl FnOnce() -> Result<(), String>) -> Result<(Exit, String), Stop> {
+    let (r, w) = sys::pipe().or_fail(|| "pipe".into())?;
+    // The message is short, so the child's write cannot fill the pipe before the parent reads.
+    let exit = sys::in_child(|| match f() {
+        Ok(()) => 0,
+        Err(msg) => {
+            ktap::write_all_fd(w.as_raw_fd(), msg.as_bytes());
+            1
+        }
+    })
+    .or_fail(|| "fork".into())?;
+    drop(w);
+    let mut msg = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = sys::read(r.as_raw_fd(), &mut buf) {
+        if n == 0 {
+            break;
+        }
+        msg.extend_from_slice(&buf[..n]);
+    }
+    Ok((exit, String::from_utf8_lossy(&msg).into_owned()))
+}
+
+/// `fault_past_end_sigbus`: a mapping one page longer than `mapping_pages` is allowed, but a
+/// child touching the extra page dies of SIGBUS while the parent's mapping keeps working.
+fn fault_past_end_sigbus(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let info = st.info()?;
+    let end = info.mapping_pages as usize * st.ps();
+    let present = st.info_now()?.present_pages;
+    let m = Mapping::new(st.table()?, end + st.ps())
+        .or_fail(|| "mmap of mapping_pages + 1 pages".into())?;
+    let exit = sys::in_child(|| {
+        let v = m.read(end);
+        // Still alive: the page past the end was readable.
+        i32::from(v != 0) + 10
+    })
+    .or_fail(|| "fork".into())?;
+    cx.diag(&format!("child touching the page past the end: {exit}"));
+    cx.check(exit == Exit::Signal(libc::SIGBUS), || {
+        format!("child touching the page past the end {exit}, want killed by SIGBUS")
+    });
+    cx.check_eq("entry 0 in the parent", m.read(0), 0);
+    cx.check_eq("present_pages", st.info_now()?.present_pages, present);
+    Ok(())
+}
+
+/// What a failed create must leave unchanged: VmLck, and the main table's present and locked
+/// pages.
+fn snapshot(st: &State) -> Result<(u64, Option<(u64, u64)>), String> {
+    let vmlck = sys::vmlck_kb().map_err(|e| format!("read VmLck: {}", describe(&e)))?;
+    let table = match &st.table {
+        Some(t) => {
+            let i = sys::table_info(t.as_fd())
+                .map_err(|e| format!("TCE_ACCEL_TABLE_INFO: {}", describe(&e)))?;
+            Some((i.present_pages, i.locked_pages))
+        }
+        None => None,
+    };
+    Ok((vmlck, table))
+}
+
+/// Checks that `r`, the result of a request, is the error `want` and that nothing changed.
+fn expect_errno<T>(
+    st: &State,
+    r: io::Result<T>,
+    want: i32,
+    before: (u64, Option<(u64, u64)>),
+) -> Outcome {
+    match r {
+        Ok(_) => Outcome::fail(format!("succeeded, want {}", errno_name(want))),
+        Err(e) if e.raw_os_error() == Some(want) => match snapshot(st) {
+            Err(msg) => Outcome::fail(msg),
+            Ok(after) if after != before => Outcome::fail(format!(
+                "left something behind: VmLck {} kB -> {} kB, main table (present, locked) \
+                 {:?} -> {:?}",
+                before.0, after.0, before.1, after.1
+            )),
+            Ok(_) => Outcome::pass(),
+        },
+        Err(e) => Outcome::fail(format!("got {}, want {}", describe(&e), errno_name(want))),
+    }
+}
+
+/// The parameter cases of `bad_arguments`.
+const BAD_CASES: [&str; 17] = [
+    "argsz_0",
+    "argsz_39",
+    "argsz_41",
+    "flags_1",
+    "page_shift_11",
+    "page_shift_35",
+    "size_0",
+    "offset_size_overflow",
+    "end_past_limit",
+    "vm_fd_minus_1",
+    "vm_fd_dev_null",
+    "vm_fd_dev_kvm",
+    "duplicate_liobn",
+    "same_liobn_second_vm",
+    "unknown_ioctl",
+    "table_info_on_device",
+    "memlock_enomem",
+];
+
+/// A valid request on the main VM for LIOBN 2, which no table uses: each case spoils one field.
+fn good_request(st: &State) -> Result<CreateTable, Stop> {
+    Ok(CreateTable::new(
+        st.vm()?.as_raw_fd(),
+        Window {
+            liobn: 0x2,
+            ..MAIN_WINDOW
+        },
+    ))
+}
+
+/// Runs one case of `bad_arguments`.
+fn bad_case(st: &State, case: &str) -> Result<Outcome, Stop> {
+    let dev = st.dev()?;
+    let before = snapshot(st).map_err(Stop::Fail)?;
+    // Each refused request must also say why in the kernel log (pr_debug, "tce_accel: create:").
+    let create = |req: CreateTable, want: i32| {
+        let mut kmsg = match sys::Kmsg::open_at_end() {
+            Ok(k) => k,
+            Err(e) => return Outcome::fail(format!("open /dev/kmsg: {}", describe(&e))),
+        };
+        let outcome = expect_errno(st, sys::create_table(dev, &req), want, before);
+        if outcome.status != Status::Pass {
+            return outcome;
+        }
+        let logged = kmsg.new_messages();
+        match logged.iter().find(|m| m.starts_with("tce_accel: create:")) {
+            Some(_) => outcome,
+            None => Outcome::fail(format!(
+                "refused without a pr_debug line (new kernel log: {logged:?})"
+            )),
+        }
+    };
+    let spoilt = |f: &dyn Fn(&mut CreateTable)| -> Result<CreateTable, Stop> {
+        let mut req = good_request(st)?;
+        f(&mut req);
+        Ok(req)
+    };
+    Ok(match case {
+        "argsz_0" => create(spoilt(&|r| r.argsz = 0)?, libc::EINVAL),
+        "argsz_39" => create(spoilt(&|r| r.argsz = 39)?, libc::EINVAL),
+        "argsz_41" => create(spoilt(&|r| r.argsz = 41)?, libc::EINVAL),
+        "flags_1" => create(spoilt(&|r| r.window.flags = 1)?, libc::EINVAL),
+        "page_shift_11" => create(spoilt(&|r| r.window.page_shift = 11)?, libc::EINVAL),
+        "page_shift_35" => create(spoilt(&|r| r.window.page_shift = 35)?, libc::EINVAL),
+        "size_0" => create(spoilt(&|r| r.window.size = 0)?, libc::EINVAL),
+        "offset_size_overflow" => create(
+            spoilt(&|r| {
+                // The sum wraps around to 0x100, which a naive bound check would accept.
+                r.window.offset = u64::MAX - 0xff;
+                r.window.size = 0x200;
+            })?,
+            libc::EINVAL,
+        ),
+        "end_past_limit" => create(
+            spoilt(&|r| {
+                // offset + size = (u64::MAX >> 12) + 1, one past what 4 KiB pages can address.
+                r.window.offset = u64::MAX >> 12;
+                r.window.size = 1;
+            })?,
+            libc::EINVAL,
+        ),
+        "vm_fd_minus_1" => {
+            let mut req = CreateTable::new(-1, MAIN_WINDOW);
+            req.window.liobn = 0x2;
+            create(req, libc::EBADF)
+        }
+        "vm_fd_dev_null" => {
+            let null = sys::open_rw("/dev/null").or_fail(|| "open /dev/null".into())?;
+            let req = spoilt(&|r| r.vm_fd = null.as_raw_fd()).or_else(|_| {
+                Ok::<_, Stop>(CreateTable::new(
+                    null.as_raw_fd(),
+                    Window {
+                        liobn: 2,
+                        ..MAIN_WINDOW
+                    },
+                ))
+            })?;
+            create(req, libc::EINVAL)
+        }
+        "vm_fd_dev_kvm" => {
+            let kvm = st.kvm()?.as_raw_fd();
+            let req = spoilt(&|r| r.vm_fd = kvm).or_else(|_| {
+                Ok::<_, Stop>(CreateTable::new(
+                    kvm,
+                    Window {
+                        liobn: 2,
+                        ..MAIN_WINDOW
+                    },
+                ))
+            })?;
+            create(req, libc::EINVAL)
+        }
+        "duplicate_liobn" => {
+            st.table()?;
+            create(
+                CreateTable::new(st.vm()?.as_raw_fd(), MAIN_WINDOW),
+                libc::EBUSY,
+            )
+        }
+        "same_liobn_second_vm" => same_liobn_second_vm(st)?,
+        "unknown_ioctl" => expect_errno(
+            st,
+            sys::ioctl_none(dev, crate::ioctl::REQ.unknown),
+            libc::ENOTTY,
+            before,
+        ),
+        "table_info_on_device" => expect_errno(st, sys::table_info(dev), libc::ENOTTY, before),
+        "memlock_enomem" => memlock_enomem(st)?,
+        _ => Outcome::fail("no such case"),
+    })
+}
+
+/// The main window on a second VM: succeeds (LIOBNs are per VM), and closing the table gives
+/// its locked memory back.
+fn same_liobn_second_vm(st: &State) -> Result<Outcome, Stop> {
+    let (dev, kvm) = (st.dev()?, st.kvm()?);
+    st.table()?;
+    let vm2 = sys::kvm_create_vm(kvm, st.cfg.vm_type).or_fail(|| "second KVM_CREATE_VM".into())?;
+    let before = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let t = match sys::create_table(dev, &CreateTable::new(vm2.as_raw_fd(), MAIN_WINDOW)) {
+        Ok(t) => t,
+        Err(e) => return Ok(Outcome::fail(format!("got {}, want a table", describe(&e)))),
+    };
+    let info = sys::table_info(t.as_fd()).or_fail(|| "TCE_ACCEL_TABLE_INFO".into())?;
+    drop(t);
+    let after = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    if info.window != MAIN_WINDOW {
+        return Ok(Outcome::fail(format!(
+            "window {:?}, want {MAIN_WINDOW:?}",
+            info.window
+        )));
+    }
+    if after != before {
+        return Ok(Outcome::fail(format!(
+            "VmLck {before} kB -> {after} kB after closing the table"
+        )));
+    }
+    Ok(Outcome::pass())
+}
+
+/// Over `RLIMIT_MEMLOCK` without `CAP_IPC_LOCK`, a table is refused with ENOMEM and nothing is
+/// charged. Runs in a child with its own VM, which gives up the capability for good.
+fn memlock_enomem(st: &State) -> Result<Outcome, Stop> {
+    let (dev, kvm) = (st.dev()?, st.kvm()?);
+    let vm_type = st.cfg.vm_type;
+    let (exit, msg) = in_child_with_message(|| {
+        let err = |what: &str, e: io::Error| format!("{what}: {}", describe(&e));
+        let vm = sys::kvm_create_vm(kvm, vm_type).map_err(|e| err("KVM_CREATE_VM", e))?;
+        let before = sys::vmlck_kb().map_err(|e| err("read VmLck", e))?;
+        sys::setrlimit(libc::RLIMIT_MEMLOCK, 0)
+            .map_err(|e| err("setrlimit(RLIMIT_MEMLOCK, 0)", e))?;
+        sys::drop_cap(sys::CAP_IPC_LOCK).map_err(|e| err("drop CAP_IPC_LOCK", e))?;
+        if sys::has_cap(sys::CAP_IPC_LOCK).map_err(|e| err("capget", e))? {
+            return Err("CAP_IPC_LOCK is still effective".into());
+        }
+        match sys::create_table(dev, &CreateTable::new(vm.as_raw_fd(), MAIN_WINDOW)) {
+            Ok(_) => Err("succeeded with RLIMIT_MEMLOCK 0 and no CAP_IPC_LOCK, want ENOMEM".into()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+                let after = sys::vmlck_kb().map_err(|e| err("read VmLck", e))?;
+                if after == before {
+                    Ok(())
+                } else {
+                    Err(format!("VmLck {before} kB -> {after} kB after the refusal"))
+                }
+            }
+            Err(e) => Err(format!("got {}, want ENOMEM", describe(&e))),
+        }
+    })?;
+    Ok(match exit {
+        Exit::Code(0) => Outcome::pass(),
+        Exit::Code(1) => Outcome::fail(msg),
+        other => Outcome::fail(format!("child {other}")),
+    })
+}
+
+/// `bad_arguments`: every malformed request fails with its errno and changes nothing; run as
+/// parameter cases, printed the way KUnit prints a parameterised test.
+fn bad_arguments(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    st.dev()?;
+    for line in ktap::header_lines(2, cx.name, BAD_CASES.len()) {
+        cx.tx.send(&Msg::Line(line));
+    }
+    let mut stats = Stats::default();
+    for (i, case) in BAD_CASES.iter().enumerate() {
+        let outcome = match bad_case(st, case) {
+            Ok(o) => o,
+            Err(Stop::Skip(why)) => Outcome::skip(why),
+            Err(Stop::Fail(why)) => Outcome::fail(why),
+        };
+        stats.add(outcome.status);
+        cx.tx
+            .send(&Msg::Line(ktap::result_line(2, i + 1, case, &outcome)));
+    }
+    if let Some(line) = stats.line(1, cx.name) {
+        cx.tx.send(&Msg::Line(line));
+    }
+    cx.params = Some(stats);
+    Ok(())
+}
+
+/// `unload_refused_while_open`: with a table open, `delete_module(O_NONBLOCK)` fails.
+fn unload_refused_while_open(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    st.table()?;
+    match sys::delete_module(&st.cfg.name, libc::O_NONBLOCK) {
+        Ok(()) => Err(Stop::Fail(
+            "delete_module succeeded with a table open: the module is gone under its files".into(),
+        )),
+        Err(e) => {
+            let errno = e.raw_os_error().unwrap_or(0);
+            if errno == libc::EBUSY || errno == libc::EAGAIN || errno == libc::EWOULDBLOCK {
+                cx.diag(&format!("delete_module refused with {}", describe(&e)));
+                Ok(())
+            } else {
+                Err(Stop::Fail(format!(
+                    "delete_module: {}, want EBUSY or EAGAIN/EWOULDBLOCK",
+                    describe(&e)
+                )))
+            }
+        }
+    }
+}
+
+/// `close_releases`: once the last table is closed, VmLck is what it was before the first
+/// table was made.
+fn close_releases(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    st.table()?;
+    let (before, _) = st.vmlck.ok_or_else(|| needs("create_table"))?;
+    st.table = None;
+    let now = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    cx.check_eq("VmLck (kB) after closing the table", now, before);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_match_names() {
+        assert_eq!(NAMES[LOAD], "load_module");
+        assert_eq!(NAMES[FIRST_RUNNER], "open_device");
+        assert_eq!(NAMES[LAST_RUNNER], "close_releases");
+        assert_eq!(NAMES[UNLOAD], "unload");
+        assert_eq!(UNLOAD, NAMES.len() - 1);
+    }
+
+    #[test]
+    fn last_entry_of_the_main_window() {
+        assert_eq!(LAST_ENTRY, 0x1f_fff8);
+        // 512 pages of 4 KiB or 32 pages of 64 KiB; the last entry is in the last one.
+        assert_eq!(LAST_ENTRY / 4096, 511);
+        assert_eq!(LAST_ENTRY / 65536, 31);
+    }
+
+    #[test]
+    fn conclusions() {
+        let tx = Tx(-1);
+        let mut cx = Ctx {
+            tx: &tx,
+            name: "t",
+            failures: vec![],
+            params: None,
+        };
+        assert_eq!(conclude(Ok(()), &cx), Outcome::pass());
+        assert_eq!(
+            conclude(Err(Stop::Skip("needs x".into())), &cx),
+            Outcome::skip("needs x")
+        );
+        cx.params = Some(Stats {
+            pass: 1,
+            fail: 2,
+            skip: 0,
+        });
+        assert_eq!(conclude(Ok(()), &cx), Outcome::fail("2 of 3 cases failed"));
+        cx.failures = vec!["a".into(), "b".into()];
+        assert_eq!(
+            conclude(Ok(()), &cx),
+            Outcome::fail("a (and 1 more failed checks)")
+        );
+    }
+}

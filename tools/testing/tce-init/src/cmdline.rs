@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The configuration of tce-init, read from `tce.*` words of the kernel command line.
+//!
+//! Recognised words (all optional; values contain no spaces):
+//!
+//! - `tce.module=PATH`: the module to load (default `/tce_accel.ko`);
+//! - `tce.name=NAME`: its name for `delete_module` (default: the file name without `.ko`,
+//!   with `-` turned into `_`);
+//! - `tce.params=PARAMS`: the `finit_module` parameters (default `dyndbg=+p`);
+//! - `tce.vm_type=N`: the `KVM_CREATE_VM` machine type (default 0);
+//! - `tce.timeout=SECONDS`: how long the tests may go without reporting before they are
+//!   killed (default 120);
+//! - `tce.shutdown=poweroff|reboot`: how the machine is ended (default `poweroff`; `reboot`
+//!   ends QEMU under `-no-reboot` too, and works where the kernel cannot power off, such as
+//!   x86 without usable ACPI).
+
+/// What tce-init does, after the kernel command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Path of the module file inside the initramfs.
+    pub module: String,
+    /// The module's name, as `delete_module` wants it.
+    pub name: String,
+    /// Parameters passed to `finit_module`.
+    pub params: String,
+    /// Machine type for `KVM_CREATE_VM`.
+    pub vm_type: u64,
+    /// Seconds the test runner may stay silent before it is killed.
+    pub timeout_secs: u64,
+    /// Whether to end with a restart instead of a power-off.
+    pub reboot: bool,
+}
+
+/// The default module path.
+const DEFAULT_MODULE: &str = "/tce_accel.ko";
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            module: DEFAULT_MODULE.into(),
+            name: module_name(DEFAULT_MODULE),
+            params: "dyndbg=+p".into(),
+            vm_type: 0,
+            timeout_secs: 120,
+            reboot: false,
+        }
+    }
+}
+
+/// The module name the kernel gives the module file at `path`: its base name without `.ko`,
+/// with `-` turned into `_`.
+pub fn module_name(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base = base.strip_suffix(".ko").unwrap_or(base);
+    base.replace('-', "_")
+}
+
+/// Parses a decimal or `0x` hexadecimal number.
+fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Reads the configuration from the words of `cmdline`; returns it and a warning for every
+/// `tce.*` word that was not understood.
+pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
+    let mut cfg = Config::default();
+    let mut name = None;
+    let mut warnings = Vec::new();
+    for word in cmdline.split_whitespace() {
+        let Some(rest) = word.strip_prefix("tce.") else {
+            continue;
+        };
+        let (key, value) = rest.split_once('=').unwrap_or((rest, ""));
+        let mut number = |field: &mut u64| match parse_u64(value) {
+            Some(v) => *field = v,
+            None => warnings.push(format!("{word}: not a number, keeping {field}")),
+        };
+        match key {
+            "module" if !value.is_empty() => cfg.module = value.into(),
+            "name" if !value.is_empty() => name = Some(value.to_string()),
+            "params" => cfg.params = value.into(),
+            "vm_type" => number(&mut cfg.vm_type),
+            "timeout" => number(&mut cfg.timeout_secs),
+            "shutdown" if value == "poweroff" => cfg.reboot = false,
+            "shutdown" if value == "reboot" => cfg.reboot = true,
+            _ => warnings.push(format!("{word}: unknown or empty, ignored")),
+        }
+    }
+    cfg.name = name.unwrap_or_else(|| module_name(&cfg.module));
+    (cfg, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_tce_words() {
+        let (cfg, warnings) = parse("console=ttyS0 panic=-1 printk.devkmsg=on\n");
+        assert_eq!(cfg, Config::default());
+        assert_eq!(cfg.module, "/tce_accel.ko");
+        assert_eq!(cfg.name, "tce_accel");
+        assert_eq!(cfg.params, "dyndbg=+p");
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn every_word() {
+        let (cfg, warnings) = parse(
+            "console=hvc0 tce.module=/lib/tce-accel-test.ko tce.params=dyndbg=+pf \
+             tce.vm_type=0x1 tce.timeout=30 tce.shutdown=reboot",
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.module, "/lib/tce-accel-test.ko");
+        assert_eq!(cfg.name, "tce_accel_test");
+        assert_eq!(cfg.params, "dyndbg=+pf");
+        assert_eq!(cfg.vm_type, 1);
+        assert_eq!(cfg.timeout_secs, 30);
+        assert!(cfg.reboot);
+    }
+
+    #[test]
+    fn explicit_name_and_empty_params() {
+        let (cfg, warnings) = parse("tce.name=other tce.params= tce.module=/x.ko");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.name, "other");
+        assert_eq!(cfg.params, "");
+        assert_eq!(cfg.module, "/x.ko");
+    }
+
+    #[test]
+    fn bad_words_warn_and_keep_defaults() {
+        let (cfg, warnings) =
+            parse("tce.timeout=soon tce.vm_type= tce.bogus=1 tce.module= tce.shutdown=halt");
+        assert_eq!(cfg, Config::default());
+        assert_eq!(warnings.len(), 5, "{warnings:?}");
+        assert!(warnings[0].starts_with("tce.timeout=soon"));
+    }
+
+    #[test]
+    fn module_names() {
+        assert_eq!(module_name("/tce_accel.ko"), "tce_accel");
+        assert_eq!(module_name("a/b/tce-accel.ko"), "tce_accel");
+        assert_eq!(module_name("plain"), "plain");
+    }
+}
