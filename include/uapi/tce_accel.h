@@ -47,4 +47,22 @@ struct tce_accel_table_info {
 #define TCE_ACCEL_TABLE_INFO \
 	_IOR(TCE_ACCEL_IOCTL_TYPE, 0x01, struct tce_accel_table_info)
 
+/*
+ * TCE_ACCEL_TABLE_PAGES, on a table file descriptor: which host pages of the table exist, so
+ * that a table can be saved without faulting in the pages that were never used. Stores, in
+ * ascending order, the numbers of the existing pages at or after @start, at most @count of
+ * them, into the __u64 array at @pages; sets @count to how many were stored. Call again with
+ * @start after the last one returned until fewer than asked come back.
+ */
+struct tce_accel_table_pages {
+	__u32 argsz;		/* sizeof(struct tce_accel_table_pages) */
+	__u32 flags;		/* must be 0 */
+	__u64 start;		/* in: first page number to look at */
+	__u64 count;		/* in: room in @pages; out: page numbers stored */
+	__u64 pages;		/* in: user address of a __u64 array */
+};
+
+#define TCE_ACCEL_TABLE_PAGES \
+	_IOWR(TCE_ACCEL_IOCTL_TYPE, 0x02, struct tce_accel_table_pages)
+
 #endif /* _UAPI_TCE_ACCEL_H */

@@ -7,7 +7,8 @@
 
 use kernel::ioctl::{
     _IOR,
-    _IOW, //
+    _IOW,
+    _IOWR, //
 };
 
 use crate::engine::window::WindowParams;
@@ -32,17 +33,32 @@ pub(crate) struct TableInfoLayout {
     _pages: [u64; 3],
 }
 
+/// `struct tce_accel_table_pages`, for its size.
+#[repr(C)]
+pub(crate) struct TablePagesLayout {
+    _argsz: u32,
+    _flags: u32,
+    _start: u64,
+    _count: u64,
+    _pages: u64,
+}
+
 /// Bytes of `struct tce_accel_create_table`.
 pub(crate) const CREATE_TABLE_SIZE: usize = core::mem::size_of::<CreateTableLayout>();
 /// Bytes of `struct tce_accel_table_info`.
 pub(crate) const TABLE_INFO_SIZE: usize = core::mem::size_of::<TableInfoLayout>();
 
-const _: () = assert!(CREATE_TABLE_SIZE == 40 && TABLE_INFO_SIZE == 64);
+/// Bytes of `struct tce_accel_table_pages`.
+pub(crate) const TABLE_PAGES_SIZE: usize = core::mem::size_of::<TablePagesLayout>();
+
+const _: () = assert!(CREATE_TABLE_SIZE == 40 && TABLE_INFO_SIZE == 64 && TABLE_PAGES_SIZE == 32);
 
 /// `TCE_ACCEL_CREATE_TABLE`, on `/dev/tce_accel`.
 pub(crate) const CREATE_TABLE: u32 = _IOW::<CreateTableLayout>(IOCTL_TYPE, 0x00);
 /// `TCE_ACCEL_TABLE_INFO`, on a table file descriptor.
 pub(crate) const TABLE_INFO: u32 = _IOR::<TableInfoLayout>(IOCTL_TYPE, 0x01);
+/// `TCE_ACCEL_TABLE_PAGES`, on a table file descriptor.
+pub(crate) const TABLE_PAGES: u32 = _IOWR::<TablePagesLayout>(IOCTL_TYPE, 0x02);
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     let mut w = [0u8; 4];
@@ -103,4 +119,42 @@ pub(crate) fn encode_info(
     put(48, &present.to_ne_bytes());
     put(56, &locked.to_ne_bytes());
     b
+}
+
+/// A decoded `struct tce_accel_table_pages`.
+pub(crate) struct TablePages {
+    /// What user space says the structure's size is.
+    pub(crate) argsz: u32,
+    /// Flags; none are defined.
+    pub(crate) flags: u32,
+    /// The first page number to look at.
+    pub(crate) start: u64,
+    /// Room in the array at `pages`, in page numbers.
+    pub(crate) count: u64,
+    /// The user address of the array.
+    pub(crate) pages: u64,
+}
+
+impl TablePages {
+    /// Decodes the structure from its bytes.
+    pub(crate) fn decode(b: &[u8; TABLE_PAGES_SIZE]) -> Self {
+        Self {
+            argsz: u32_at(b, 0),
+            flags: u32_at(b, 4),
+            start: u64_at(b, 8),
+            count: u64_at(b, 16),
+            pages: u64_at(b, 24),
+        }
+    }
+
+    /// Encodes the structure, as it goes back to user space.
+    pub(crate) fn encode(&self) -> [u8; TABLE_PAGES_SIZE] {
+        let mut b = [0u8; TABLE_PAGES_SIZE];
+        b[0..4].copy_from_slice(&self.argsz.to_ne_bytes());
+        b[4..8].copy_from_slice(&self.flags.to_ne_bytes());
+        b[8..16].copy_from_slice(&self.start.to_ne_bytes());
+        b[16..24].copy_from_slice(&self.count.to_ne_bytes());
+        b[24..32].copy_from_slice(&self.pages.to_ne_bytes());
+        b
+    }
 }

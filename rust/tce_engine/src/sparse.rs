@@ -101,6 +101,32 @@ impl<H: Host> SparsePages<H> {
         }
     }
 
+    /// Stores the numbers of the allocated pages at or after `start`, in ascending order, into
+    /// `out` until it is full; returns how many were stored. Absent chunks cost one check each.
+    pub(crate) fn present_from(&self, start: u64, out: &mut [u64]) -> usize {
+        let mut n = 0;
+        let mut chunk = start >> CHUNK_SHIFT;
+        while n < out.len() && chunk < self.len.div_ceil(CHUNK_PAGES) {
+            // The chunk index is below the slot array's length, see split().
+            if let Some(slots) = self.chunks.get(chunk as usize) {
+                let base = chunk << CHUNK_SHIFT;
+                let lo = start.max(base);
+                let hi = (base + CHUNK_PAGES).min(self.len);
+                for page in lo..hi {
+                    if n == out.len() {
+                        break;
+                    }
+                    if slots.get((page - base) as usize).is_some() {
+                        out[n] = page;
+                        n += 1;
+                    }
+                }
+            }
+            chunk += 1;
+        }
+        n
+    }
+
     /// Number of allocated pages.
     pub(crate) fn present(&self) -> u64 {
         let mut n = 0;

@@ -177,6 +177,13 @@ impl<H: Host> Window<H> {
         self.pages.present()
     }
 
+    /// Stores the numbers of the allocated host pages at or after `start`, ascending, into `out`
+    /// until it is full; returns how many were stored. This is how a table is saved without
+    /// touching the pages it never used.
+    pub fn present_pages_from(&self, start: u64, out: &mut [u64]) -> usize {
+        self.pages.present_from(start, out)
+    }
+
     /// Serves a fault of the VMM's mapping on page `pgoff`: returns the page, allocated if it was
     /// absent. These are the very pages that hypercalls write.
     pub fn fault(&self, pgoff: u64) -> Result<&H::Page, FaultError> {

@@ -528,3 +528,24 @@ fn guest_view_only_path_needs_no_hardware() {
         Err(HcallError::TooHard)
     );
 }
+
+#[test]
+fn present_pages_are_listed_sparsely() {
+    let mut m = Machine::new(SimHost::new(12));
+    m.ram(0, GIB).unwrap();
+    m.create(params(1, 12, 0, 1 << 31)).unwrap();
+    // 512 entries per 4 KiB page: entries 0, 1 << 20 and the last one are in pages 0, 2048 and
+    // 2^22 - 1.
+    for i in [0u64, 1 << 20, (1 << 31) - 1] {
+        m.put(1, i << 12, 0x1003).unwrap();
+    }
+    let w = m.window(1).unwrap();
+    let mut out = [0u64; 2];
+    assert_eq!(w.present_pages_from(0, &mut out), 2);
+    assert_eq!(out, [0, 2048]);
+    assert_eq!(w.present_pages_from(2049, &mut out), 1);
+    assert_eq!(out[0], (1 << 22) - 1);
+    assert_eq!(w.present_pages_from(1 << 22, &mut out), 0);
+    assert_eq!(w.present_pages_from(u64::MAX, &mut out), 0);
+    assert_eq!(w.present_pages_from(0, &mut []), 0);
+}

@@ -522,6 +522,35 @@ fn mmap_fault_read(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
         st.info_now()?.present_pages,
         2,
     );
+    // TCE_ACCEL_TABLE_PAGES lists exactly the two pages, with a working cursor.
+    let last = info.mapping_pages - 1;
+    let fd = st.table()?;
+    let list = |argsz, start, room| sys::table_pages(fd, argsz, start, room);
+    let size = crate::uapi::TABLE_PAGES_SIZE as u32;
+    match (
+        list(size, 0, 8),
+        list(size, 0, 1),
+        list(size, 1, 8),
+        list(size, last + 1, 8),
+    ) {
+        (Ok(all), Ok(first), Ok(rest), Ok(none)) => {
+            cx.check_eq("pages listed from 0", all, vec![0, last]);
+            cx.check_eq("pages listed from 0, room for one", first, vec![0]);
+            cx.check_eq("pages listed from 1", rest, vec![last]);
+            cx.check_eq("pages listed past the end", none, Vec::<u64>::new());
+        }
+        r => {
+            cx.check(false, || format!("TCE_ACCEL_TABLE_PAGES failed: {r:?}"));
+        }
+    }
+    match list(size - 8, 0, 8) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+        r => {
+            cx.check(false, || {
+                format!("TCE_ACCEL_TABLE_PAGES with argsz 24: {r:?}, want EINVAL")
+            });
+        }
+    }
     Ok(())
 }
 

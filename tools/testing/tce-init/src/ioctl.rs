@@ -81,6 +81,11 @@ impl Encoding {
     pub const fn iow(self, ty: u32, nr: u32, size: usize) -> u32 {
         self.ioc(self.write, ty, nr, size)
     }
+
+    /// `_IOWR(ty, nr, size)`.
+    pub const fn iowr(self, ty: u32, nr: u32, size: usize) -> u32 {
+        self.ioc(self.read | self.write, ty, nr, size)
+    }
 }
 
 /// `KVMIO`, the ioctl type of `/dev/kvm`.
@@ -93,6 +98,8 @@ pub struct Requests {
     pub create_table: u32,
     /// `TCE_ACCEL_TABLE_INFO`: `_IOR(0xB9, 0x01, struct tce_accel_table_info)`.
     pub table_info: u32,
+    /// `TCE_ACCEL_TABLE_PAGES`: `_IOWR(0xB9, 0x02, struct tce_accel_table_pages)`.
+    pub table_pages: u32,
     /// `KVM_CREATE_VM`: `_IO(0xAE, 0x01)`.
     pub kvm_create_vm: u32,
     /// A request of the module's type that the module does not define: `_IO(0xB9, 0x7f)`.
@@ -105,6 +112,7 @@ impl Requests {
         Self {
             create_table: enc.iow(uapi::IOCTL_TYPE, 0x00, uapi::CREATE_TABLE_SIZE),
             table_info: enc.ior(uapi::IOCTL_TYPE, 0x01, uapi::TABLE_INFO_SIZE),
+            table_pages: enc.iowr(uapi::IOCTL_TYPE, 0x02, uapi::TABLE_PAGES_SIZE),
             kvm_create_vm: enc.io(KVMIO, 0x01),
             unknown: enc.io(uapi::IOCTL_TYPE, 0x7f),
         }
@@ -125,6 +133,7 @@ mod tests {
         let r = Requests::new(GENERIC);
         assert_eq!(r.create_table, 0x4028_B900);
         assert_eq!(r.table_info, 0x8040_B901);
+        assert_eq!(r.table_pages, 0xC020_B902);
         assert_eq!(r.kvm_create_vm, 0x0000_AE01);
         assert_eq!(r.unknown, 0x0000_B97F);
     }
@@ -135,6 +144,7 @@ mod tests {
         let r = Requests::new(POWERPC);
         assert_eq!(r.create_table, 0x8028_B900);
         assert_eq!(r.table_info, 0x4040_B901);
+        assert_eq!(r.table_pages, 0xC020_B902);
         assert_eq!(r.kvm_create_vm, 0x2000_AE01);
         assert_eq!(r.unknown, 0x2000_B97F);
     }

@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 
 use crate::ioctl::REQ;
-use crate::uapi::{CreateTable, TableInfo};
+use crate::uapi::{CreateTable, TableInfo, TablePages};
 
 /// The symbolic name of errno value `e`, for the errors the tests expect or are likely to see.
 pub fn errno_name(e: i32) -> &'static str {
@@ -195,6 +195,28 @@ pub fn table_info(fd: BorrowedFd<'_>) -> io::Result<TableInfo> {
     // SAFETY: `info` is a `struct tce_accel_table_info`, which the request writes.
     unsafe { ioctl_ptr(fd, REQ.table_info, &mut info) }?;
     Ok(info)
+}
+
+/// `TCE_ACCEL_TABLE_PAGES` with `argsz` as given: the existing pages from `start`, at most
+/// `room` of them.
+pub fn table_pages(
+    fd: BorrowedFd<'_>,
+    argsz: u32,
+    start: u64,
+    room: usize,
+) -> io::Result<Vec<u64>> {
+    let mut pages = vec![0u64; room];
+    let mut req = TablePages {
+        argsz,
+        flags: 0,
+        start,
+        count: room as u64,
+        pages: pages.as_mut_ptr() as u64,
+    };
+    // SAFETY: `req` is a `struct tce_accel_table_pages` whose array has `room` words.
+    unsafe { ioctl_ptr(fd, REQ.table_pages, &mut req) }?;
+    pages.truncate(req.count.min(room as u64) as usize);
+    Ok(pages)
 }
 
 /// The host page size.

@@ -53,10 +53,29 @@ pub struct TableInfo {
     pub locked_pages: u64,
 }
 
+/// `struct tce_accel_table_pages`: the argument of `TCE_ACCEL_TABLE_PAGES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TablePages {
+    /// `sizeof(struct tce_accel_table_pages)`.
+    pub argsz: u32,
+    /// Must be 0.
+    pub flags: u32,
+    /// The first page number to look at.
+    pub start: u64,
+    /// In: room in `pages`; out: page numbers stored.
+    pub count: u64,
+    /// The user address of a `u64` array.
+    pub pages: u64,
+}
+
 /// `sizeof(struct tce_accel_create_table)`.
 pub const CREATE_TABLE_SIZE: usize = size_of::<CreateTable>();
 /// `sizeof(struct tce_accel_table_info)`.
 pub const TABLE_INFO_SIZE: usize = size_of::<TableInfo>();
+/// `sizeof(struct tce_accel_table_pages)`.
+pub const TABLE_PAGES_SIZE: usize = size_of::<TablePages>();
+const _: () = assert!(TABLE_PAGES_SIZE == 32);
 
 // The sizes of the C structures: 4 + 4 + 32 and 4 + 4 + 32 + 3 * 8 bytes.
 const _: () = assert!(size_of::<Window>() == 32);
