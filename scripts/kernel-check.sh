@@ -3,7 +3,8 @@
 #
 # The kernel half of `make check`: for each test kernel, build it (cached), build tce_accel.ko
 # against it with clippy, build the test init, boot QEMU (TCG) with an initramfs that loads the
-# module and runs the user-space tests, and check the KTAP of every suite with kunit.py parse.
+# module and runs the user-space tests (tce-init's own and the tce_shim library's kernel-backend
+# tests), and check the KTAP of every suite with kunit.py parse.
 #
 #   scripts/kernel-check.sh [x86_64] [ppc64le] [x86_64-kasan]   (default: all three)
 set -euo pipefail
@@ -38,12 +39,13 @@ for k in "${kernels[@]}"; do
 		log "FAIL: the module does not build cleanly for $k"
 		exit 1
 	fi
-	log "== $k: test init"
+	log "== $k: test init and the tce_shim kernel-backend tests"
 	init=$(scripts/build-init.sh "$arch")
+	shim=$(scripts/build-shim-tests.sh "$arch")
 	log "== $k: boot and test"
 	extra=()
 	[ "$k" = x86_64-kasan ] && extra=(--kasan)
-	TCE_INIT="$init" scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
+	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
 		2> >(tee "$tmp/qemu.log" >&2)
 	n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\)$/\2/p' "$tmp/qemu.log" | tail -n1)
 	passed=$((passed + ${n:-0}))

@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 14] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -32,6 +32,7 @@ pub const NAMES: [&str; 13] = [
     "mmap_write_read_back",
     "fault_past_end_sigbus",
     "bad_arguments",
+    "shim_kernel_backend",
     "unload_refused_while_open",
     "close_releases",
     "unload",
@@ -42,9 +43,9 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 11;
+pub const LAST_RUNNER: usize = 12;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 12;
+pub const UNLOAD: usize = 13;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -262,8 +263,9 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             7 => mmap_write_read_back(st, &mut cx),
             8 => fault_past_end_sigbus(st, &mut cx),
             9 => bad_arguments(st, &mut cx),
-            10 => unload_refused_while_open(st, &mut cx),
-            11 => close_releases(st, &mut cx),
+            10 => shim_kernel_backend(st, &mut cx),
+            11 => unload_refused_while_open(st, &mut cx),
+            12 => close_releases(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -887,6 +889,35 @@ fn bad_arguments(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     }
     cx.params = Some(stats);
     Ok(())
+}
+
+/// The tce_shim library's kernel-backend tests, put in the initramfs by scripts/qemu-test.sh.
+const SHIM_TESTS: &str = "/tce-shim-tests";
+
+/// `shim_kernel_backend`: the tce_shim library's kernel-backend tests
+/// (rust/tce_shim/tests/kernel.rs) run against the real module: RTAS window setup through
+/// `/dev/tce_accel`, sparse save and restore, and no fd or locked memory left behind.
+fn shim_kernel_backend(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if !std::path::Path::new(SHIM_TESTS).exists() {
+        return Err(Stop::Fail(format!("{SHIM_TESTS} is not in the initramfs")));
+    }
+    let out = std::process::Command::new(SHIM_TESTS)
+        .arg("--test-threads=1")
+        .env("TCE_REQUIRE_MODULE", "1")
+        .output()
+        .map_err(|e| Stop::Fail(format!("cannot run {SHIM_TESTS}: {}", describe(&e))))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines().filter(|l| l.starts_with("test ")) {
+        cx.diag(line);
+    }
+    if out.status.success() && stdout.lines().any(|l| l.starts_with("test result: ok.")) {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
+        cx.diag(line);
+    }
+    Err(Stop::Fail(format!("{SHIM_TESTS} failed ({})", out.status)))
 }
 
 /// `unload_refused_while_open`: with a table open, `delete_module(O_NONBLOCK)` fails.

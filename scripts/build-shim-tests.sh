@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Builds the tce_shim kernel-backend test binary (rust/tce_shim/tests/kernel.rs) as a static
+# executable for a test VM, so that tce-init can run it against the real module:
+#
+#   scripts/build-shim-tests.sh x86_64|ppc64le
+#
+# ppc64le uses Debian's rustc with -Zbuild-std, as scripts/build-init.sh does. The target
+# directory is in the cache. Prints the path of the binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+arch=${1:?usage: build-shim-tests.sh x86_64|ppc64le}
+log() { printf '[build-shim-tests %s] %s\n' "$arch" "$*" >&2; }
+CACHE=${TCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tce-accel}
+tdir="$CACHE/target-shim-tests"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+args=(test --release --locked -p tce_shim --test kernel --no-run --message-format=json
+	--target-dir "$tdir")
+case "$arch" in
+x86_64)
+	triple=x86_64-unknown-linux-gnu
+	cargo=(cargo)
+	;;
+ppc64le)
+	triple=powerpc64le-unknown-linux-gnu
+	cargo=(env RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+		CARGO_TARGET_POWERPC64LE_UNKNOWN_LINUX_GNU_LINKER=powerpc64le-linux-gnu-gcc /usr/bin/cargo)
+	args+=(-Zbuild-std=std,panic_abort,test)
+	;;
+*) log "unknown architecture (want x86_64 or ppc64le)"; exit 2 ;;
+esac
+log "building the kernel-backend tests for $triple"
+json=$(RUSTFLAGS="-C target-feature=+crt-static" "${cargo[@]}" "${args[@]}" --target "$triple")
+bin=$(printf '%s\n' "$json" | python3 -c '
+import json, sys
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "kernel":
+        print(m["executable"])
+')
+[ -n "$bin" ] || { log "no test binary was produced"; exit 1; }
+case "$(file -b "$bin")" in
+*"statically linked"* | *"static-pie linked"*) ;;
+*) log "not a static executable: $(file -b "$bin")"; exit 1 ;;
+esac
+echo "$bin"
