@@ -41,11 +41,12 @@ for k in "${kernels[@]}"; do
 	fi
 	log "== $k: test init and the tce_shim kernel-backend tests"
 	init=$(scripts/build-init.sh "$arch")
-	shim=$(scripts/build-shim-tests.sh "$arch")
+	shim=$(scripts/build-vm-binary.sh "$arch" shim-tests)
+	ddw=$(scripts/build-vm-binary.sh "$arch" tce-ddw)
 	log "== $k: boot and test"
 	extra=()
 	[ "$k" = x86_64-kasan ] && extra=(--kasan)
-	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
+	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
 		2> >(tee "$tmp/qemu.log" >&2)
 	n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\)$/\2/p' "$tmp/qemu.log" | tail -n1)
 	passed=$((passed + ${n:-0}))

@@ -18,7 +18,8 @@
 # Environment: TCE_EXPECT_SUITES; TCE_TIMEOUT (seconds, default 300, 600 with --kasan);
 # TCE_QEMU_CPU (x86_64 -cpu, default max); TCE_APPEND (more kernel command-line words, e.g.
 # tce.timeout=60); TCE_SHIM_TESTS (the tce_shim kernel-backend test binary, run by tce-init's
-# shim_kernel_backend test); TCE_SHUTDOWN (poweroff or reboot: how tce-init ends the VM; default reboot on
+# shim_kernel_backend test); TCE_DDW (the tce-ddw tool, whose benchmark tce-init's ddw_bench
+# runs on the module); TCE_SHUTDOWN (poweroff or reboot: how tce-init ends the VM; default reboot on
 # x86_64, whose test kernel cannot power off (no usable ACPI), poweroff on ppc64le);
 # TCE_KERNEL_SRC (kernel tree with kunit.py, default from
 # scripts/kernel-source.sh); TCE_INIT (a tce-init binary to use instead of building one);
@@ -78,15 +79,15 @@ else
 	log "module $ko does not exist: booting without it (load_module will fail)"
 fi
 
-# The initramfs: /init, /tce_accel.ko, /tce-shim-tests if TCE_SHIM_TESTS names the tce_shim
-# kernel-backend test binary, and /dev (with console and null, so that init has its
+# The initramfs: /init, /tce_accel.ko, /tce-shim-tests and /tce-ddw if TCE_SHIM_TESTS and
+# TCE_DDW name them, and /dev (with console and null, so that init has its
 # standard descriptors before it mounts devtmpfs), /proc and /sys. Written directly in cpio
 # "newc" format, so that no device node has to be made on the host.
 initrd="$build/tce-test-$arch.cpio"
-python3 - "$initrd" "$init" "$ko" "${TCE_SHIM_TESTS:-}" <<'PY'
+python3 - "$initrd" "$init" "$ko" "${TCE_SHIM_TESTS:-}" "${TCE_DDW:-}" <<'PY'
 import os, stat, sys
 
-out, init, ko, shim = sys.argv[1:5]
+out, init, ko, shim, ddw = sys.argv[1:6]
 entries = [
     ("dev", stat.S_IFDIR | 0o755, 0, b""),
     ("dev/console", stat.S_IFCHR | 0o600, (5, 1), b""),
@@ -99,6 +100,8 @@ if os.path.isfile(ko):
     entries.append(("tce_accel.ko", stat.S_IFREG | 0o644, 0, open(ko, "rb").read()))
 if shim:
     entries.append(("tce-shim-tests", stat.S_IFREG | 0o755, 0, open(shim, "rb").read()))
+if ddw:
+    entries.append(("tce-ddw", stat.S_IFREG | 0o755, 0, open(ddw, "rb").read()))
 
 def pad(n):
     return b"\0" * (-n % 4)

@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 15] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -33,6 +33,7 @@ pub const NAMES: [&str; 14] = [
     "fault_past_end_sigbus",
     "bad_arguments",
     "shim_kernel_backend",
+    "ddw_bench",
     "unload_refused_while_open",
     "close_releases",
     "unload",
@@ -43,9 +44,9 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 12;
+pub const LAST_RUNNER: usize = 13;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 13;
+pub const UNLOAD: usize = 14;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -264,8 +265,9 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             8 => fault_past_end_sigbus(st, &mut cx),
             9 => bad_arguments(st, &mut cx),
             10 => shim_kernel_backend(st, &mut cx),
-            11 => unload_refused_while_open(st, &mut cx),
-            12 => close_releases(st, &mut cx),
+            11 => ddw_bench(st, &mut cx),
+            12 => unload_refused_while_open(st, &mut cx),
+            13 => close_releases(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -914,10 +916,50 @@ fn shim_kernel_backend(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for line in stderr.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev() {
+    for line in stderr
+        .lines()
+        .rev()
+        .take(12)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
         cx.diag(line);
     }
     Err(Stop::Fail(format!("{SHIM_TESTS} failed ({})", out.status)))
+}
+
+/// The DDW tool, put in the initramfs by scripts/qemu-test.sh.
+const DDW_TOOL: &str = "/tce-ddw";
+
+/// `ddw_bench`: `tce-ddw bench` measures window creation (2^4 to 2^31 entries) and sparse
+/// migration on the real module as well as on the simulated host; its tables go into the log
+/// as diagnostics. Passes if it ran on the kernel backend and succeeded.
+fn ddw_bench(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if !std::path::Path::new(DDW_TOOL).exists() {
+        return Err(Stop::Fail(format!("{DDW_TOOL} is not in the initramfs")));
+    }
+    let out = std::process::Command::new(DDW_TOOL)
+        .args(["bench", "--runs", "5"])
+        .output()
+        .map_err(|e| Stop::Fail(format!("cannot run {DDW_TOOL}: {}", describe(&e))))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        cx.diag(line);
+    }
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        cx.diag(line);
+    }
+    let kernel_rows = stdout.lines().filter(|l| l.starts_with("kernel ")).count();
+    if !out.status.success() {
+        return Err(Stop::Fail(format!("tce-ddw bench failed ({})", out.status)));
+    }
+    if kernel_rows < 2 || stdout.contains("kernel backend: skipped") {
+        return Err(Stop::Fail(
+            "tce-ddw bench did not measure the kernel backend".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `unload_refused_while_open`: with a table open, `delete_module(O_NONBLOCK)` fails.

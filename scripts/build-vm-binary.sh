@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Builds the tce_shim kernel-backend test binary (rust/tce_shim/tests/kernel.rs) as a static
-# executable for a test VM, so that tce-init can run it against the real module:
+# Builds a program of the workspace as a static executable for a test VM, where tce-init runs
+# it against the real module:
 #
-#   scripts/build-shim-tests.sh x86_64|ppc64le
+#   scripts/build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw
+#
+# shim-tests is the tce_shim kernel-backend test binary (rust/tce_shim/tests/kernel.rs);
+# tce-ddw is the DDW command-line tool, whose benchmark then measures the real module.
 #
 # ppc64le uses Debian's rustc with -Zbuild-std, as scripts/build-init.sh does. The target
 # directory is in the cache. Prints the path of the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-arch=${1:?usage: build-shim-tests.sh x86_64|ppc64le}
-log() { printf '[build-shim-tests %s] %s\n' "$arch" "$*" >&2; }
+arch=${1:?usage: build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw}
+what=${2:?usage: build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw}
+log() { printf '[build-vm-binary %s %s] %s\n' "$arch" "$what" "$*" >&2; }
 CACHE=${TCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tce-accel}
-tdir="$CACHE/target-shim-tests"
+tdir="$CACHE/target-vm"
 export PATH="$HOME/.cargo/bin:$PATH"
 
-args=(test --release --locked -p tce_shim --test kernel --no-run --message-format=json
-	--target-dir "$tdir")
+case "$what" in
+shim-tests)
+	args=(test --release --locked -p tce_shim --test kernel --no-run)
+	name=kernel
+	;;
+tce-ddw)
+	args=(build --release --locked -p tce-ddw --bin tce-ddw)
+	name=tce-ddw
+	;;
+*) log "unknown program (want shim-tests or tce-ddw)"; exit 2 ;;
+esac
+args+=(--message-format=json --target-dir "$tdir")
 case "$arch" in
 x86_64)
 	triple=x86_64-unknown-linux-gnu
@@ -32,7 +46,7 @@ ppc64le)
 	;;
 *) log "unknown architecture (want x86_64 or ppc64le)"; exit 2 ;;
 esac
-log "building the kernel-backend tests for $triple"
+log "building for $triple"
 json=$(RUSTFLAGS="-C target-feature=+crt-static" "${cargo[@]}" "${args[@]}" --target "$triple")
 bin=$(printf '%s\n' "$json" | python3 -c '
 import json, sys
@@ -41,9 +55,9 @@ for line in sys.stdin:
         m = json.loads(line)
     except ValueError:
         continue
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "kernel":
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
         print(m["executable"])
-')
+' "$name")
 [ -n "$bin" ] || { log "no test binary was produced"; exit 1; }
 case "$(file -b "$bin")" in
 *"statically linked"* | *"static-pie linked"*) ;;
