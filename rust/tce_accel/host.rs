@@ -11,6 +11,10 @@ use core::sync::atomic::{
 };
 
 use kernel::{
+    alloc::flags::{
+        __GFP_NOWARN, //
+        GFP_KERNEL_ACCOUNT,
+    },
     new_spinlock,
     page::PAGE_SHIFT,
     prelude::*,
@@ -70,6 +74,12 @@ impl TablePage for KPage {
     }
 }
 
+/// How slot arrays and their values are allocated: charged to the caller's memory cgroup, and
+/// without a warning on failure, which user space can provoke with a huge window.
+fn slot_flags() -> kernel::alloc::Flags {
+    GFP_KERNEL_ACCOUNT | __GFP_NOWARN
+}
+
 /// Set-once slots: one atomic pointer each, to a boxed value.
 ///
 /// # Invariants
@@ -77,7 +87,7 @@ impl TablePage for KPage {
 /// Every non-null pointer in `slots` came from `KBox::into_raw` and is owned by the array; it
 /// is never replaced or freed before the array is dropped.
 pub(crate) struct KSlots<T> {
-    slots: KVVec<AtomicPtr<T>>,
+    slots: KVec<AtomicPtr<T>>,
 }
 
 // SAFETY: The array owns its values; moving it moves their ownership.
@@ -87,7 +97,10 @@ unsafe impl<T: Send + Sync> Sync for KSlots<T> {}
 
 impl<T> KSlots<T> {
     fn new(len: usize) -> Result<Self, AllocError> {
-        let mut slots = KVVec::with_capacity(len, GFP_KERNEL).map_err(|_| AllocError)?;
+        // kmalloc, not vmalloc, and quietly: like KVM's own table, a window too large for one
+        // allocation fails at once with ENOMEM, instead of a huge vmalloc that could wake the
+        // OOM killer (a root VMM's locked-memory charge is not limited).
+        let mut slots = KVec::with_capacity(len, slot_flags()).map_err(|_| AllocError)?;
         for _ in 0..len {
             slots
                 .push_within_capacity(AtomicPtr::new(ptr::null_mut()))
@@ -113,7 +126,7 @@ impl<T: Send + Sync> SlotArray<T> for KSlots<T> {
         if let Some(cur) = self.get(i) {
             return Ok(cur);
         }
-        let raw = KBox::into_raw(KBox::new(v, GFP_KERNEL).map_err(|_| AllocError)?);
+        let raw = KBox::into_raw(KBox::new(v, slot_flags()).map_err(|_| AllocError)?);
         match self.slots[i].compare_exchange(
             ptr::null_mut(),
             raw,

@@ -672,7 +672,7 @@ fn expect_errno<T>(
 }
 
 /// The parameter cases of `bad_arguments`.
-const BAD_CASES: [&str; 17] = [
+const BAD_CASES: [&str; 18] = [
     "argsz_0",
     "argsz_39",
     "argsz_41",
@@ -690,6 +690,7 @@ const BAD_CASES: [&str; 17] = [
     "unknown_ioctl",
     "table_info_on_device",
     "memlock_enomem",
+    "huge_window_enomem",
 ];
 
 /// A valid request on the main VM for LIOBN 2, which no table uses: each case spoils one field.
@@ -801,6 +802,15 @@ fn bad_case(st: &State, case: &str) -> Result<Outcome, Stop> {
         ),
         "table_info_on_device" => expect_errno(st, sys::table_info(dev), libc::ENOTTY, before),
         "memlock_enomem" => memlock_enomem(st)?,
+        "huge_window_enomem" => create(
+            spoilt(&|r| {
+                // 2^50 entries: valid for KVM_CREATE_SPAPR_TCE_64, and root's locked-memory
+                // charge is not limited, but the table's first level cannot be allocated: the
+                // module must refuse it quietly (no allocation warning) and leave nothing.
+                r.window.size = 1 << 50;
+            })?,
+            libc::ENOMEM,
+        ),
         _ => Outcome::fail("no such case"),
     })
 }
