@@ -29,7 +29,8 @@
 use super::env::{
     DmaMemory,
     GuestMemory,
-    Host, //
+    Host,
+    TablePage, //
 };
 use super::hwtable::{
     HwEntry,
@@ -72,6 +73,9 @@ pub struct PreparedPut<'a, H: Host, I> {
     rel: u64,
     tce: u64,
     ua: Option<u64>,
+    /// The entry's page and word, reserved for a non-zero TCE; `None` for a zero one, which
+    /// allocates nothing and looks its page up when it is written.
+    slot: Option<(&'a H::Page, usize)>,
 }
 
 /// A validated `H_PUT_TCE_INDIRECT`, ready to apply.
@@ -273,14 +277,16 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         let window = target.window;
         let rel = window.check_range(ioba, 1).ok_or(HcallError::Parameter)?;
         let ua = self.validate_tce(window, target.tables.clone(), tce)?;
-        if tce != 0 {
-            window.reserve(rel).map_err(|_| HcallError::TooHard)?;
-        }
+        let slot = match tce {
+            0 => None,
+            _ => Some(window.reserve_entry(rel).map_err(|_| HcallError::TooHard)?),
+        };
         Ok(PreparedPut {
             target,
             rel,
             tce,
             ua,
+            slot,
         })
     }
 
@@ -296,7 +302,13 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         let r = self.update_tables(window, p.target.tables.clone(), entry, p.tce, p.ua);
         Self::invalidate(window, p.target.tables, entry, 1);
         r?;
-        window.store(p.rel, p.tce).map_err(|_| HcallError::TooHard)
+        match p.slot {
+            Some((page, word)) => {
+                page.store(word, p.tce);
+                Ok(())
+            }
+            None => window.store(p.rel, p.tce).map_err(|_| HcallError::TooHard),
+        }
     }
 
     /// `H_PUT_TCE`: writes one entry.

@@ -222,6 +222,13 @@ impl<H: Host> Window<H> {
         self.pages.load(page, word)
     }
 
+    /// The page (allocated if it was absent) and the word of window-relative entry `rel`, so that
+    /// a caller that reserves the page can write the entry later without looking it up again.
+    pub(crate) fn reserve_entry(&self, rel: u64) -> Result<(&H::Page, usize), AllocError> {
+        let (page, word) = self.locate(rel);
+        Ok((self.pages.get_or_alloc(page)?, word))
+    }
+
     /// Makes sure the page of window-relative entry `rel` exists.
     pub(crate) fn reserve(&self, rel: u64) -> Result<(), AllocError> {
         self.pages.get_or_alloc(self.locate(rel).0).map(|_| ())
