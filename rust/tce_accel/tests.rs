@@ -133,13 +133,7 @@ impl Host for FailingHost {
 }
 
 fn params(size: u64) -> WindowParams {
-    WindowParams {
-        liobn: 1,
-        page_shift: 12,
-        flags: 0,
-        offset: 0,
-        size,
-    }
+    WindowParams::new(1, 12, 0, size)
 }
 
 fn guest() -> FakeGuest {

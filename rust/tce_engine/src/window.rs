@@ -62,6 +62,18 @@ pub enum FaultError {
 }
 
 impl WindowParams {
+    /// The arguments for a window of `size` entries of `1 << page_shift` bytes, whose first
+    /// entry is `offset`, named `liobn`; no flags (none are defined).
+    pub const fn new(liobn: u64, page_shift: u32, offset: u64, size: u64) -> Self {
+        Self {
+            liobn,
+            page_shift,
+            flags: 0,
+            offset,
+            size,
+        }
+    }
+
     /// Checks the `KVM_CREATE_SPAPR_TCE_64` rules.
     ///
     /// Unlike Linux, which ignores `flags`, unknown flags are rejected so that they can be given

@@ -47,13 +47,7 @@ impl<T: Tables> WindowBackend for Backend<'_, T> {
         offset: u64,
         size: u64,
     ) -> Result<(), BackendError> {
-        let params = WindowParams {
-            liobn: liobn.into(),
-            page_shift,
-            flags: 0,
-            offset,
-            size,
-        };
+        let params = WindowParams::new(liobn.into(), page_shift, offset, size);
         // Creating the table is all: the window is empty, so no entry is touched.
         self.tables.create(params).map_err(|e| {
             let errno = e.errno();

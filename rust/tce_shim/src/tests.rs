@@ -216,13 +216,7 @@ fn creating_a_huge_window_touches_no_entry() {
 #[test]
 fn reading_and_zero_writes_allocate_nothing() {
     let (_shim, mut tables, host) = setup();
-    let params = WindowParams {
-        liobn: 7,
-        page_shift: 12,
-        flags: 0,
-        offset: 0x100,
-        size: 100_000,
-    };
+    let params = WindowParams::new(7, 12, 0x100, 100_000);
     tables.create(params).unwrap();
     let table = tables.table(7).unwrap();
     let blocks = host.live_blocks();
@@ -589,13 +583,7 @@ fn random_sparse_tables_survive_save_and_restore() {
     ] {
         let src_host = SimHost::new(host_shift);
         let mut src = SimTables::new(src_host.clone());
-        let params = WindowParams {
-            liobn: 0x8000_0001,
-            page_shift,
-            flags: 0,
-            offset,
-            size,
-        };
+        let params = WindowParams::new(0x8000_0001, page_shift, offset, size);
         let expect = fill_random(&mut src, params, n, seed);
         let table = src.table(params.liobn).unwrap();
         let present = table.info().unwrap().present_pages;
@@ -633,13 +621,7 @@ fn random_sparse_tables_survive_save_and_restore() {
 fn an_empty_huge_window_saves_and_restores_without_a_page() {
     let host = SimHost::new(16);
     let mut src = SimTables::new(host.clone());
-    let params = WindowParams {
-        liobn: 0x8000_0001,
-        page_shift: 12,
-        flags: 0,
-        offset: DMA64 >> 12,
-        size: 1 << 31,
-    };
+    let params = WindowParams::new(0x8000_0001, 12, DMA64 >> 12, 1 << 31);
     src.create(params).unwrap();
     let blocks = host.live_blocks();
     let table = src.table(params.liobn).unwrap();
@@ -664,13 +646,7 @@ fn an_empty_huge_window_saves_and_restores_without_a_page() {
 fn a_dense_small_table_survives_save_and_restore() {
     let host = SimHost::new(12);
     let mut src = SimTables::new(host);
-    let params = WindowParams {
-        liobn: 5,
-        page_shift: 16,
-        flags: 0,
-        offset: 0,
-        size: 3000,
-    };
+    let params = WindowParams::new(5, 16, 0, 3000);
     src.create(params).unwrap();
     let table = src.table(5).unwrap();
     for i in 0..3000 {
@@ -695,13 +671,7 @@ fn a_dense_small_table_survives_save_and_restore() {
 fn a_failed_restore_leaves_no_table() {
     let (_shim, mut tables, host) = setup();
     let saved = SavedTable::new(
-        WindowParams {
-            liobn: 3,
-            page_shift: 12,
-            flags: 0,
-            offset: 0,
-            size: 1 << 20,
-        },
+        WindowParams::new(3, 12, 0, 1 << 20),
         vec![(0, 0x1003), (1 << 19, 0x2003)],
     )
     .unwrap();
@@ -751,13 +721,7 @@ fn a_shim_migrates_a_window_to_another_shim() {
 
 /// Returns a valid encoding with three entries.
 fn sample_bytes() -> Vec<u8> {
-    let params = WindowParams {
-        liobn: 0x8000_0001,
-        page_shift: 16,
-        flags: 0,
-        offset: DMA64 >> 16,
-        size: 1 << 24,
-    };
+    let params = WindowParams::new(0x8000_0001, 16, DMA64 >> 16, 1 << 24);
     SavedTable::new(params, vec![(0, 0x1003), (5, 0x2001), (0xff_ffff, 0x3002)])
         .unwrap()
         .to_bytes()
@@ -900,13 +864,7 @@ fn a_borrowed_engine_window_can_be_saved() {
     // A table that lives in a tce-sim machine, filled through the engine's hypercalls.
     let mut machine = tce_sim::machine::Machine::new(SimHost::new(16));
     machine.ram(0, 1 << 30).unwrap();
-    let params = WindowParams {
-        liobn: 0x42,
-        page_shift: 12,
-        flags: 0,
-        offset: 0,
-        size: 1 << 20,
-    };
+    let params = WindowParams::new(0x42, 12, 0, 1 << 20);
     machine.create(params).unwrap();
     machine.put(0x42, 0x5000, 0x7003).unwrap();
     machine.put(0x42, 0xff_f000, 0x9001).unwrap();

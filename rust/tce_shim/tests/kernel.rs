@@ -95,16 +95,6 @@ fn usage() -> Usage {
     Usage { fds, locked_kb }
 }
 
-fn params(liobn: u64, page_shift: u32, offset: u64, size: u64) -> WindowParams {
-    WindowParams {
-        liobn,
-        page_shift,
-        flags: 0,
-        offset,
-        size,
-    }
-}
-
 #[test]
 fn a_file_that_is_not_a_table_is_refused() {
     let _g = serial();
@@ -160,7 +150,7 @@ fn kernel_tables_create_map_list_and_free() {
         return;
     };
     let mut tables = KernelTables::open(vm).unwrap();
-    let p = params(0x1001, 12, 0x10, 1 << 24);
+    let p = WindowParams::new(0x1001, 12, 0x10, 1 << 24);
     tables.create(p).unwrap();
     let table = tables.table(0x1001).unwrap();
     let info = table.info().unwrap();
@@ -196,7 +186,9 @@ fn kernel_tables_create_map_list_and_free() {
 
     // The LIOBN is taken, in the module too.
     assert!(matches!(tables.create(p), Err(Error::LiobnBusy { .. })));
-    let err = tables.create(params(0x1002, 11, 0, 1)).unwrap_err();
+    let err = tables
+        .create(WindowParams::new(0x1002, 11, 0, 1))
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidWindow { .. }));
 
     drop(table);
@@ -277,7 +269,7 @@ fn kernel_tables_save_and_restore_sparsely() {
     // A 2^31-entry window needs 16 GiB of locked memory: root has it, others may not.
     let mut size = 1u64 << 31;
     loop {
-        let p = params(0x2001, 12, (1u64 << 59) >> 12, size);
+        let p = WindowParams::new(0x2001, 12, (1u64 << 59) >> 12, size);
         match tables.create(p) {
             Ok(()) => break,
             Err(Error::NoMemory { .. }) if size > 1 << 20 => size >>= 4,
@@ -329,7 +321,9 @@ fn a_table_taken_from_a_process_can_be_dumped() {
         return;
     };
     let mut tables = KernelTables::open(vm).unwrap();
-    tables.create(params(0x3001, 16, 0, 1 << 16)).unwrap();
+    tables
+        .create(WindowParams::new(0x3001, 16, 0, 1 << 16))
+        .unwrap();
     let table = tables.table(0x3001).unwrap();
     table.write(77, 0x10003).unwrap();
     let pid = std::process::id() as i32;

@@ -118,13 +118,7 @@ impl Bed {
         let mut ram = SimRam::default();
         ram.add_slot(0, RAM_BYTES).expect("RAM slot");
         let mut dma = SimDma::default();
-        let params = WindowParams {
-            liobn: LIOBN,
-            page_shift: IOMMU_PAGE_SHIFT,
-            flags: 0,
-            offset: 0,
-            size: entries,
-        };
+        let params = WindowParams::new(LIOBN, IOMMU_PAGE_SHIFT, 0, entries);
         let window = Window::new(host.clone(), params).expect("window");
         let hw = hw.then(|| {
             dma.register(&ram, DATA_GPA, DATA_BYTES, HOST_PAGE_SHIFT)
@@ -379,13 +373,7 @@ impl<const SHIFT: u32> Workload for WindowCreate<SHIFT> {
     const PER_ENTRY: bool = false;
 
     fn call(&mut self) -> bool {
-        let params = WindowParams {
-            liobn: LIOBN,
-            page_shift: IOMMU_PAGE_SHIFT,
-            flags: 0,
-            offset: 0,
-            size: black_box(1 << SHIFT),
-        };
+        let params = WindowParams::new(LIOBN, IOMMU_PAGE_SHIFT, 0, black_box(1 << SHIFT));
         // The window is dropped inside the timed region.
         black_box(Window::new(self.host.clone(), params)).is_ok()
     }

@@ -134,13 +134,7 @@ impl WindowBackend for Tables {
         offset: u64,
         size: u64,
     ) -> Result<(), BackendError> {
-        let params = WindowParams {
-            liobn: liobn.into(),
-            page_shift,
-            flags: 0,
-            offset,
-            size,
-        };
+        let params = WindowParams::new(liobn.into(), page_shift, offset, size);
         self.create(params).map_err(|e| {
             BackendError(match e {
                 Errno::Busy => -16,

@@ -151,13 +151,12 @@ impl Session {
             }
             "create" => {
                 a.exactly(4, "create <liobn> <page_shift> <offset> <size>")?;
-                status(m.create(WindowParams {
-                    liobn: a.num(0)?,
-                    page_shift: a.u32(1)?,
-                    flags: 0,
-                    offset: a.num(2)?,
-                    size: a.num(3)?,
-                }))
+                status(m.create(WindowParams::new(
+                    a.num(0)?,
+                    a.u32(1)?,
+                    a.num(2)?,
+                    a.num(3)?,
+                )))
             }
             "remove" => {
                 a.exactly(1, "remove <liobn>")?;

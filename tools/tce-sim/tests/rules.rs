@@ -42,23 +42,13 @@ use tce_sim::{
 
 const GIB: u64 = 1 << 30;
 
-fn params(liobn: u64, page_shift: u32, offset: u64, size: u64) -> WindowParams {
-    WindowParams {
-        liobn,
-        page_shift,
-        flags: 0,
-        offset,
-        size,
-    }
-}
-
 /// A machine with 1 GiB of RAM at 0, all of it preregistered with 64 KiB pages, a window of
 /// 4 KiB IOMMU pages (LIOBN 1) and a 2-level hardware table (id 7) attached to it.
 fn machine_with_hw(host: SimHost) -> Machine {
     let mut m = Machine::new(host);
     m.ram(0, GIB).unwrap();
     m.prereg(0, GIB, 16).unwrap();
-    m.create(params(1, 12, 0, 0x40000)).unwrap();
+    m.create(WindowParams::new(1, 12, 0, 0x40000)).unwrap();
     m.hw(7, 12, 0, GIB, 2).unwrap();
     m.attach(1, 7).unwrap();
     m
@@ -68,14 +58,14 @@ fn machine_with_hw(host: SimHost) -> Machine {
 fn create_rules() {
     let host = SimHost::new(16);
     let bad = [
-        params(1, 12, 0, 0),
-        params(1, 11, 0, 1),
-        params(1, 35, 0, 1),
-        params(1, 12, u64::MAX, 2),
-        params(1, 12, (u64::MAX >> 12) - 1, 2),
+        WindowParams::new(1, 12, 0, 0),
+        WindowParams::new(1, 11, 0, 1),
+        WindowParams::new(1, 35, 0, 1),
+        WindowParams::new(1, 12, u64::MAX, 2),
+        WindowParams::new(1, 12, (u64::MAX >> 12) - 1, 2),
         WindowParams {
             flags: 1,
-            ..params(1, 12, 0, 1)
+            ..WindowParams::new(1, 12, 0, 1)
         },
     ];
     for p in bad {
@@ -85,8 +75,12 @@ fn create_rules() {
             "{p:?}"
         );
     }
-    assert!(Window::new(host.clone(), params(1, 12, (u64::MAX >> 12) - 2, 2)).is_ok());
-    assert!(Window::new(host.clone(), params(1, 34, 0, 1)).is_ok());
+    assert!(Window::new(
+        host.clone(),
+        WindowParams::new(1, 12, (u64::MAX >> 12) - 2, 2)
+    )
+    .is_ok());
+    assert!(Window::new(host.clone(), WindowParams::new(1, 34, 0, 1)).is_ok());
     assert_eq!(
         host.locked_pages(),
         0,
@@ -97,7 +91,7 @@ fn create_rules() {
 #[test]
 fn accounting_is_up_front_and_released() {
     let host = SimHost::new(16);
-    let w = Window::new(host.clone(), params(1, 12, 0, 1 << 31)).unwrap();
+    let w = Window::new(host.clone(), WindowParams::new(1, 12, 0, 1 << 31)).unwrap();
     // 2^31 entries of 8 bytes in 64 KiB pages, plus the bookkeeping.
     assert_eq!(w.mapping_pages(), 1 << 18);
     assert!(w.charged_pages() > 1 << 18);
@@ -112,11 +106,11 @@ fn accounting_is_up_front_and_released() {
 fn locked_limit_refuses_and_leaves_nothing() {
     let host = SimHost::with_limit(16, 1 << 20);
     assert_eq!(
-        Window::new(host.clone(), params(1, 12, 0, 1 << 20)).err(),
+        Window::new(host.clone(), WindowParams::new(1, 12, 0, 1 << 20)).err(),
         Some(CreateError::NoMemory)
     );
     assert_eq!(host.locked_pages(), 0);
-    let small = Window::new(host.clone(), params(1, 12, 0, 1024)).unwrap();
+    let small = Window::new(host.clone(), WindowParams::new(1, 12, 0, 1024)).unwrap();
     assert_eq!(host.locked_pages(), small.charged_pages());
 }
 
@@ -125,7 +119,7 @@ fn allocation_failure_at_create_releases_the_charge() {
     let host = SimHost::new(16);
     host.fail_after(0);
     assert_eq!(
-        Window::new(host.clone(), params(1, 12, 0, 4096)).err(),
+        Window::new(host.clone(), WindowParams::new(1, 12, 0, 4096)).err(),
         Some(CreateError::NoMemory)
     );
     assert_eq!(host.locked_pages(), 0);
@@ -136,7 +130,7 @@ fn fault_allocates_the_page_the_hcalls_write() {
     let host = SimHost::new(12);
     let mut m = Machine::new(host.clone());
     m.ram(0, GIB).unwrap();
-    m.create(params(1, 12, 0, 1024)).unwrap();
+    m.create(WindowParams::new(1, 12, 0, 1024)).unwrap();
     let w = m.window(1).unwrap();
     // 1024 entries are two 4 KiB pages.
     assert_eq!(w.mapping_pages(), 2);
@@ -267,7 +261,7 @@ fn subpages_map_every_hardware_page() {
     let mut m = Machine::new(SimHost::new(16));
     m.ram(0, GIB).unwrap();
     m.prereg(0, GIB, 16).unwrap();
-    m.create(params(1, 16, 0, 0x4000)).unwrap();
+    m.create(WindowParams::new(1, 16, 0, 0x4000)).unwrap();
     m.hw(7, 12, 0, GIB, 3).unwrap();
     m.attach(1, 7).unwrap();
     m.put(1, 2 << 16, 0x30001).unwrap();
@@ -286,7 +280,7 @@ fn hardware_needs_preregistered_memory_with_large_enough_pages() {
     let mut m = Machine::new(SimHost::new(16));
     m.ram(0, GIB).unwrap();
     m.prereg(0, 1 << 20, 12).unwrap();
-    m.create(params(1, 16, 0, 0x4000)).unwrap();
+    m.create(WindowParams::new(1, 16, 0, 0x4000)).unwrap();
     m.hw(7, 16, 0, GIB, 1).unwrap();
     m.attach(1, 7).unwrap();
     // Preregistered with 4 KiB pages: too small for the 64 KiB hardware page.
@@ -302,7 +296,7 @@ fn hardware_needs_preregistered_memory_with_large_enough_pages() {
 #[test]
 fn attach_rules() {
     let host = SimHost::new(16);
-    let w = Window::new(host.clone(), params(1, 16, 0, 0x4000)).unwrap();
+    let w = Window::new(host.clone(), WindowParams::new(1, 16, 0, 0x4000)).unwrap();
     let t = |shift, off, bytes| {
         HwTable::new(
             host.clone(),
@@ -318,7 +312,7 @@ fn attach_rules() {
     );
     assert_eq!(check_attach(&w, &t(16, 0, 1 << 29)), Err(AttachError::Size));
     let mut m = Machine::new(host);
-    m.create(params(1, 12, 0, 16)).unwrap();
+    m.create(WindowParams::new(1, 12, 0, 16)).unwrap();
     assert_eq!(m.attach(1, 9), Err(Errno::NoEnt));
     m.hw(9, 12, 0, 1 << 16, 1).unwrap();
     assert_eq!(m.attach(2, 9), Err(Errno::NoEnt));
@@ -441,7 +435,7 @@ fn failing_table_is_cleared_in_every_table_before_it() {
     let mut m = Machine::new(host.clone());
     m.ram(0, GIB).unwrap();
     m.prereg(0, GIB, 16).unwrap();
-    m.create(params(1, 12, 0, 0x40000)).unwrap();
+    m.create(WindowParams::new(1, 12, 0, 0x40000)).unwrap();
     m.hw(1, 12, 0, GIB, 1).unwrap();
     m.hw(2, 12, 0, GIB, 2).unwrap();
     m.attach(1, 1).unwrap();
@@ -465,7 +459,7 @@ fn failing_table_is_cleared_in_every_table_before_it() {
 fn huge_sparse_clear_is_fast() {
     let mut m = Machine::new(SimHost::new(12));
     m.ram(0, GIB).unwrap();
-    m.create(params(1, 12, 0, 1 << 31)).unwrap();
+    m.create(WindowParams::new(1, 12, 0, 1 << 31)).unwrap();
     for i in [0u64, 12345, 1 << 30, (1 << 31) - 1] {
         m.put(1, i << 12, 0x1003).unwrap();
     }
@@ -485,7 +479,7 @@ fn guest_view_only_path_needs_no_hardware() {
     ram.add_slot(0, GIB).unwrap();
     let dma = SimDma::default();
     let host = SimHost::new(16);
-    let w = Window::new(host, params(5, 12, 0x100, 0x100)).unwrap();
+    let w = Window::new(host, WindowParams::new(5, 12, 0x100, 0x100)).unwrap();
     let vm = Vm {
         guest: &ram,
         dma: &dma,
@@ -533,7 +527,7 @@ fn guest_view_only_path_needs_no_hardware() {
 fn present_pages_are_listed_sparsely() {
     let mut m = Machine::new(SimHost::new(12));
     m.ram(0, GIB).unwrap();
-    m.create(params(1, 12, 0, 1 << 31)).unwrap();
+    m.create(WindowParams::new(1, 12, 0, 1 << 31)).unwrap();
     // 512 entries per 4 KiB page: entries 0, 1 << 20 and the last one are in pages 0, 2048 and
     // 2^22 - 1.
     for i in [0u64, 1 << 20, (1 << 31) - 1] {
