@@ -105,23 +105,22 @@ pub struct SimHost(Arc<State>);
 impl SimHost {
     /// A host with `1 << page_shift` byte pages and no locked-memory limit.
     pub fn new(page_shift: u32) -> Self {
-        Self(Arc::new(State {
-            page_shift,
-            limit: u64::MAX,
-            locked: AtomicU64::new(0),
-            budget: AtomicI64::new(-1),
-            blocks: AtomicU64::new(0),
-        }))
+        Self::limited(page_shift, u64::MAX)
     }
 
     /// A host whose locked-memory limit is `limit_bytes`.
     pub fn with_limit(page_shift: u32, limit_bytes: u64) -> Self {
-        let h = Self::new(page_shift);
-        let state = State {
-            limit: limit_bytes >> page_shift,
-            ..Arc::into_inner(h.0).expect("fresh handle")
-        };
-        Self(Arc::new(state))
+        Self::limited(page_shift, limit_bytes >> page_shift)
+    }
+
+    fn limited(page_shift: u32, limit_pages: u64) -> Self {
+        Self(Arc::new(State {
+            page_shift,
+            limit: limit_pages,
+            locked: AtomicU64::new(0),
+            budget: AtomicI64::new(-1),
+            blocks: AtomicU64::new(0),
+        }))
     }
 
     /// Lets the next `n` allocations succeed and fails every one after them.
