@@ -23,6 +23,9 @@
 //! - When mapping an entry fails in one attached table, the entry is cleared in that table and
 //!   in every table updated before it. Linux clears it in the failing table only, which leaves
 //!   the earlier tables mapping what the guest view does not show.
+//! - A non-zero `H_STUFF_TCE` over more than [`STUFF_NONZERO_MAX`] entries returns
+//!   `H_TOO_HARD` (the VMM does it through its mapping). Linux allocates and writes the whole
+//!   range, up to 16 GiB of table, in one hypercall.
 //! - The IOMMU cache is invalidated once per table and hypercall range. Linux invalidates once
 //!   per entry, and `H_STUFF_TCE` invalidates from a start address it has already advanced.
 
@@ -44,6 +47,7 @@ use super::tce::{
     HcallResult,
     INDIRECT_LIST_ALIGN,
     INDIRECT_MAX,
+    STUFF_NONZERO_MAX,
     TCE_RW, //
 };
 use super::window::Window;
@@ -437,7 +441,8 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
     }
 
     /// Checks an `H_STUFF_TCE`. A non-zero (poison) value needs every page of the range, and
-    /// those are allocated here; a zero value needs none.
+    /// those are allocated here; a zero value needs none. A non-zero value over more than
+    /// [`STUFF_NONZERO_MAX`] entries is left to the VMM (`H_TOO_HARD`).
     pub fn prepare_stuff<'a, 't, H, T, I>(
         &self,
         target: Option<Target<'a, H, I>>,
@@ -457,6 +462,9 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
             .ok_or(HcallError::Parameter)?;
         if value & TCE_RW != 0 {
             return Err(HcallError::Parameter);
+        }
+        if value != 0 && npages > STUFF_NONZERO_MAX {
+            return Err(HcallError::TooHard);
         }
         if value != 0 {
             window

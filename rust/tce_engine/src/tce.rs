@@ -27,6 +27,14 @@ pub const INDIRECT_MAX: usize = 512;
 /// Alignment of an `H_PUT_TCE_INDIRECT` list in guest memory.
 pub const INDIRECT_LIST_ALIGN: u64 = 4096;
 
+/// The most entries one `H_STUFF_TCE` with a non-zero (poison) value fills in the fast path.
+///
+/// Such a call allocates and writes every page of its range; over a 2^31-entry window that is
+/// 16 GiB in one hypercall, which a guest could otherwise make the host do without a break.
+/// Longer ones get `H_TOO_HARD` and are done by the VMM through its mapping of the table,
+/// where they can be preempted. 2^16 entries are 512 KiB of table.
+pub const STUFF_NONZERO_MAX: u64 = 1 << 16;
+
 /// A TCE hypercall that failed, with the PAPR return code the guest (or the VMM) sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(i64)]

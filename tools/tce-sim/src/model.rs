@@ -54,6 +54,8 @@ const INDIRECT_MAX: u64 = 512;
 const LIST_ALIGN: u64 = 4096;
 /// The READ and WRITE permission bits of a TCE.
 const PERM_BITS: u64 = 3;
+/// The longest `H_STUFF_TCE` with a non-zero value done in the kernel; longer ones are the VMM's.
+const STUFF_NONZERO_MAX: u64 = 1 << 16;
 
 /// The largest window that `create` must always manage to create: 2^31 entries, the largest
 /// dynamic DMA window. A larger one may fail with `ENOMEM`, because the host, like the kernel,
@@ -540,6 +542,10 @@ impl Model {
         };
         if value & PERM_BITS != 0 {
             return H_PARAMETER;
+        }
+        // A long poisoning stuff is the VMM's to do, where it can be preempted.
+        if value != 0 && npages > STUFF_NONZERO_MAX {
+            return H_TOO_HARD;
         }
         if npages == 0 {
             return H_SUCCESS;

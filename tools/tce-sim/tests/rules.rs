@@ -456,6 +456,26 @@ fn failing_table_is_cleared_in_every_table_before_it() {
 }
 
 #[test]
+fn long_poisoning_stuff_is_left_to_the_vmm() {
+    let mut m = Machine::new(SimHost::new(12));
+    m.ram(0, GIB).unwrap();
+    m.create(WindowParams::new(1, 12, 0, 1 << 31)).unwrap();
+    let max = tce_engine::tce::STUFF_NONZERO_MAX;
+    // One entry more than the fast path fills: refused before anything is allocated.
+    assert_eq!(m.stuff(1, 0, 0xdead0000, max + 1), Err(HcallError::TooHard));
+    assert_eq!(m.stuff(1, 0, 0xdead0000, 1 << 31), Err(HcallError::TooHard));
+    assert_eq!(m.pages(1), Some(0));
+    // Permissions are still checked first, and a zero value is never refused.
+    assert_eq!(m.stuff(1, 0, 0x1003, max + 1), Err(HcallError::Parameter));
+    assert_eq!(m.stuff(1, 0, 0, 1 << 31), Ok(()));
+    // Up to the bound it is done here, every page of the range allocated.
+    assert_eq!(m.stuff(1, 0, 0xdead0000, max), Ok(()));
+    assert_eq!(m.get(1, (max - 1) << 12), Ok(0xdead0000));
+    assert_eq!(m.get(1, max << 12), Ok(0));
+    assert_eq!(m.pages(1), Some(max / 512));
+}
+
+#[test]
 fn huge_sparse_clear_is_fast() {
     let mut m = Machine::new(SimHost::new(12));
     m.ram(0, GIB).unwrap();
