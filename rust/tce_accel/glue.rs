@@ -16,7 +16,12 @@ use core::sync::atomic::AtomicU64;
 
 use kernel::{
     page::PAGE_SHIFT,
-    prelude::*, //
+    prelude::*,
+    sync::Arc,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    }, //
 };
 
 /// A `struct page *`. Rust never looks inside a page, so it stays opaque (and FFI-safe).
@@ -36,6 +41,11 @@ mod ffi {
         pub(super) fn tce_glue_free_pages(page: PagePtr, order: c_uint);
         pub(super) fn tce_glue_page_address(page: PagePtr) -> *mut c_void;
         pub(super) fn tce_glue_page_phys(page: PagePtr) -> u64;
+        pub(super) fn tce_glue_hooks_register() -> c_int;
+        pub(super) fn tce_glue_hooks_unregister();
+        pub(super) fn tce_glue_vcpu_vm(vcpu: *mut c_void) -> *mut c_void;
+        pub(super) fn tce_glue_vcpu_set_gpr(vcpu: *mut c_void, reg: c_uint, value: u64);
+        pub(super) fn tce_glue_gpa_to_ua(vm: *mut c_void, gpa: u64, ua: *mut u64) -> bool;
     }
 }
 
@@ -190,17 +200,93 @@ impl Drop for Block {
     }
 }
 
-/// Installs a file descriptor for `table`; the file owns the table from then on, and hands the
-/// pointer back to `tce_accel_table_release()` when it is closed.
-pub(crate) fn install_table<T>(table: KBox<T>) -> Result<i32> {
-    let raw = KBox::into_raw(table);
-    // SAFETY: `raw` is a valid, owned pointer; on success the file takes it over.
-    let fd = unsafe { ffi::tce_glue_table_getfd(raw.cast()) };
+/// Installs a file descriptor for `table`; the file owns this reference from then on, and hands
+/// the pointer back to `tce_accel_table_release()` when it is closed.
+pub(crate) fn install_table<T>(table: Arc<T>) -> Result<i32> {
+    let raw = Arc::into_raw(table);
+    // SAFETY: `raw` is a valid pointer to which we own a reference; on success the file takes
+    // that reference over.
+    let fd = unsafe { ffi::tce_glue_table_getfd(raw.cast_mut().cast()) };
     if fd < 0 {
-        // SAFETY: The file was not created, so `raw` is still ours; it came from
-        // `KBox::into_raw` above.
-        drop(unsafe { KBox::from_raw(raw) });
+        // SAFETY: The file was not created, so the reference is still ours; it came from
+        // `Arc::into_raw` above.
+        drop(unsafe { Arc::from_raw(raw) });
         return Err(Error::from_errno(fd));
     }
     Ok(fd)
+}
+
+/// Registers the module's TCE hypercall handlers with KVM (a no-op where KVM has no TCE
+/// hypercalls): `EBUSY` if another module's handlers are registered.
+pub(crate) fn hooks_register() -> Result {
+    // SAFETY: Always safe to call; the handlers it registers are this module's functions,
+    // which stay until `hooks_unregister()` has returned.
+    let ret = unsafe { ffi::tce_glue_hooks_register() };
+    if ret != 0 {
+        return Err(Error::from_errno(ret));
+    }
+    Ok(())
+}
+
+/// Unregisters the handlers and waits until no hypercall runs in them.
+pub(crate) fn hooks_unregister() {
+    // SAFETY: Called once, by `hooks::Hooks::drop`, after a successful `hooks_register()`.
+    unsafe { ffi::tce_glue_hooks_unregister() };
+}
+
+/// The vCPU making a hypercall.
+///
+/// # Invariants
+///
+/// `vcpu` points to a `struct kvm_vcpu` that lives, and whose thread is the current one, for as
+/// long as this value exists.
+pub(crate) struct VcpuRef {
+    vcpu: *mut c_void,
+}
+
+impl VcpuRef {
+    /// Wraps the vCPU KVM passed to a hypercall handler.
+    ///
+    /// # Safety
+    ///
+    /// `vcpu` must be a live vCPU, running the current hypercall, and the value must not outlive
+    /// that hypercall.
+    pub(crate) unsafe fn new(vcpu: *mut c_void) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        Self { vcpu }
+    }
+
+    /// The identity of the vCPU's VM, as [`VmRef::id`] gives it.
+    pub(crate) fn vm_id(&self) -> usize {
+        // SAFETY: By the type invariant `vcpu` is live.
+        unsafe { ffi::tce_glue_vcpu_vm(self.vcpu) as usize }
+    }
+
+    /// Sets general-purpose register `reg` of the guest, the way a hypercall returns values.
+    pub(crate) fn set_gpr(&self, reg: u32, value: u64) {
+        // SAFETY: By the type invariant `vcpu` is live, and the current thread runs it.
+        unsafe { ffi::tce_glue_vcpu_set_gpr(self.vcpu, reg, value) };
+    }
+
+    /// Translates a guest physical address to the VMM's user address through the VM's memory
+    /// slots, or `None` if no slot holds it.
+    pub(crate) fn gpa_to_ua(&self, gpa: u64) -> Option<u64> {
+        let mut ua = 0u64;
+        // SAFETY: By the type invariant `vcpu` is live, and so is its VM; `ua` is a valid place
+        // for the result.
+        let found =
+            unsafe { ffi::tce_glue_gpa_to_ua(ffi::tce_glue_vcpu_vm(self.vcpu), gpa, &mut ua) };
+        found.then_some(ua)
+    }
+}
+
+/// Reads `out.len()` big-endian words at user address `ua` of the current process.
+pub(crate) fn read_user_be64(ua: u64, out: &mut [u64]) -> Result {
+    let ua = usize::try_from(ua).map_err(|_| EFAULT)?;
+    let len = out.len().checked_mul(8).ok_or(EFAULT)?;
+    let mut reader = UserSlice::new(UserPtr::from_addr(ua), len).reader();
+    for word in out.iter_mut() {
+        *word = u64::from_be(reader.read::<u64>()?);
+    }
+    Ok(())
 }

@@ -1,21 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Guest-view TCE tables as file descriptors: creation, the per-VM LIOBN registry, faults of
-//! the VMM's mapping, `TCE_ACCEL_TABLE_INFO`, and release.
+//! Guest-view TCE tables as file descriptors: creation, the registry of (VM, LIOBN) pairs that
+//! the hypercall handlers look tables up in, faults of the VMM's mapping, the table ioctls, and
+//! release.
 //!
 //! # Lifetime
 //!
-//! A table is created by `TCE_ACCEL_CREATE_TABLE` and owned by its file from then on: the file
-//! holds the `KBox<Table>` pointer as `private_data` and gives it back to
-//! [`tce_accel_table_release`] when it is closed. The file's operations hold a reference to this
-//! module (`.owner`), so the module cannot be unloaded while a table exists. A table holds a
-//! reference to its VM, and the VM cannot go away under it.
+//! A table is created by `TCE_ACCEL_CREATE_TABLE` as an `Arc<Table>`. Its file holds one
+//! reference (as `private_data`, from [`Arc::into_raw`]) and [`REGISTRY`] another; a hypercall
+//! holds a third while it runs. Closing the file ([`tce_accel_table_release`]) removes the
+//! table from the registry, so no new hypercall finds it, and drops the file's reference; the
+//! table is freed when the last running hypercall drops its own. The file's operations hold a
+//! reference to this module (`.owner`), so the module cannot be unloaded while a table exists.
+//! A table holds a reference to its VM, and the VM cannot go away under it.
 //!
 //! # Locking
 //!
-//! [`REGISTRY`] (a mutex) protects the list of (VM, LIOBN) pairs that have a table; it is taken
-//! only to create and to release a table, never on a fault or a hypercall. The table's own
-//! memory is shared lock-free through the engine's set-once slots and atomic words.
+//! [`REGISTRY`] (a mutex) protects the list of tables by (VM, LIOBN). Hypercalls take it just
+//! long enough to find their table and take a reference; create and release take it to add and
+//! remove one. No other lock is held while it is taken. The table's own memory is shared
+//! lock-free through the engine's set-once slots and atomic words.
 
 use core::ffi::{
     c_int,
@@ -27,6 +31,7 @@ use core::ffi::{
 
 use kernel::{
     prelude::*,
+    sync::Arc,
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -49,27 +54,49 @@ use crate::uapi::{
     CreateTable, //
 };
 
+/// One registered table.
+pub(crate) struct Entry {
+    vm: usize,
+    liobn: u64,
+    table: Arc<Table>,
+}
+
 kernel::sync::global_lock! {
     // SAFETY: Initialised in the module initialiser before any table can be created.
-    pub(crate) unsafe(uninit) static REGISTRY: Mutex<KVec<(usize, u64)>> = KVec::new();
+    pub(crate) unsafe(uninit) static REGISTRY: Mutex<KVec<Entry>> = KVec::new();
 }
 
 /// A guest-view table of one VM.
 pub(crate) struct Table {
     window: Window<KHost>,
-    vm: VmRef,
+    /// Keeps the VM alive as long as its table.
+    _vm: VmRef,
 }
 
-impl Drop for Table {
-    fn drop(&mut self) {
-        let key = (self.vm.id(), self.window.liobn());
-        REGISTRY.lock().retain(|e| *e != key);
+impl Table {
+    /// The table's window.
+    pub(crate) fn window(&self) -> &Window<KHost> {
+        &self.window
     }
+}
+
+/// The table of (`vm`, `liobn`), with a reference for the caller, if there is one.
+pub(crate) fn lookup(vm: usize, liobn: u64) -> Option<Arc<Table>> {
+    REGISTRY
+        .lock()
+        .iter()
+        .find(|e| e.vm == vm && e.liobn == liobn)
+        .map(|e| e.table.clone())
+}
+
+/// Removes `table` from the registry; hypercalls no longer find it.
+fn unregister(table: &Arc<Table>) {
+    REGISTRY.lock().retain(|e| !Arc::ptr_eq(&e.table, table));
 }
 
 /// Creates a table for `req`: validates every field, charges the locked memory, and registers
 /// the (VM, LIOBN) pair. On any error nothing is left allocated, charged or registered.
-pub(crate) fn create(req: &CreateTable) -> Result<KBox<Table>> {
+pub(crate) fn create(req: &CreateTable) -> Result<Arc<Table>> {
     if req.argsz as usize != uapi::CREATE_TABLE_SIZE {
         pr_debug!(
             "create: argsz {} is not {}\n",
@@ -100,20 +127,25 @@ pub(crate) fn create(req: &CreateTable) -> Result<KBox<Table>> {
             CreateError::NoMemory => ENOMEM,
         }
     })?;
-    let key = (vm.id(), params.liobn);
-    {
-        let mut reg = REGISTRY.lock();
-        if reg.contains(&key) {
-            pr_debug!(
-                "create: liobn {:#x} already has a table in this VM\n",
-                params.liobn
-            );
-            return Err(EBUSY);
-        }
-        reg.push(key, GFP_KERNEL)?;
+    let (vm_id, liobn) = (vm.id(), params.liobn);
+    let table = Arc::new(Table { window, _vm: vm }, GFP_KERNEL)?;
+    let mut reg = REGISTRY.lock();
+    if reg.iter().any(|e| e.vm == vm_id && e.liobn == liobn) {
+        pr_debug!(
+            "create: liobn {:#x} already has a table in this VM\n",
+            liobn
+        );
+        return Err(EBUSY);
     }
-    // From here on, dropping the table also unregisters it.
-    Ok(KBox::new(Table { window, vm }, GFP_KERNEL)?)
+    reg.push(
+        Entry {
+            vm: vm_id,
+            liobn,
+            table: table.clone(),
+        },
+        GFP_KERNEL,
+    )?;
+    Ok(table)
 }
 
 /// `TCE_ACCEL_CREATE_TABLE`: reads the arguments at `arg`, creates the table and returns its
@@ -124,7 +156,13 @@ pub(crate) fn create_ioctl(arg: usize) -> Result<isize> {
         .reader()
         .read_slice(&mut raw)?;
     let table = create(&CreateTable::decode(&raw))?;
-    Ok(glue::install_table(table)? as isize)
+    match glue::install_table(table.clone()) {
+        Ok(fd) => Ok(fd as isize),
+        Err(e) => {
+            unregister(&table);
+            Err(e)
+        }
+    }
 }
 
 fn info_ioctl(table: &Table, arg: c_ulong) -> Result<isize> {
@@ -185,7 +223,8 @@ fn pages_ioctl(table: &Table, arg: c_ulong) -> Result<isize> {
     Ok(0)
 }
 
-/// Called by the C glue when a table file is closed: frees the table.
+/// Called by the C glue when a table file is closed: unregisters the table and drops the
+/// file's reference.
 ///
 /// # Safety
 ///
@@ -193,9 +232,10 @@ fn pages_ioctl(table: &Table, arg: c_ulong) -> Result<isize> {
 /// must be its last use.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_table_release(table: *mut c_void) {
-    // SAFETY: By the function's safety requirements `table` came from `KBox::into_raw` of a
-    // `KBox<Table>` and is not used again.
-    drop(unsafe { KBox::from_raw(table.cast::<Table>()) });
+    // SAFETY: By the function's safety requirements `table` came from `Arc::into_raw` of an
+    // `Arc<Table>` and is not used again.
+    let table = unsafe { Arc::from_raw(table.cast::<Table>().cast_const()) };
+    unregister(&table);
 }
 
 /// Called by the C glue on a fault of a table mapping: returns the page behind `pgoff`,

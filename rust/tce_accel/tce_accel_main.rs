@@ -8,13 +8,19 @@
 //! allocated when the mapping faults on them or a hypercall writes into them. The table logic
 //! is the portable engine of `rust/tce_engine`, compiled into this module.
 //!
+//! On powerpc the module also registers handlers for the four TCE hypercalls with KVM
+//! (`patches/0003`, see `hooks`): a guest's `H_PUT_TCE`, `H_PUT_TCE_INDIRECT`, `H_STUFF_TCE` and
+//! `H_GET_TCE` on a LIOBN that has a table here are answered in the kernel, without an exit to
+//! the VMM.
+//!
 //! # Lock order
 //!
-//! 1. `table::REGISTRY` (mutex): create and release of tables only.
+//! 1. `table::REGISTRY` (mutex): table create and release, and each hypercall's lookup of its
+//!    table; released before the hypercall touches the table.
 //! 2. A hardware table's leaf spinlock (`host::KLock`): one entry and its mirror.
 //!
 //! Faults and table reads and writes take no lock: pages are installed with compare-and-swap
-//! and words are atomic.
+//! and words are atomic. KVM's SRCU read side (around each hook call) is outside all of these.
 
 use kernel::{
     fs::File,
@@ -28,6 +34,7 @@ use kernel::{
 
 mod engine;
 mod glue;
+mod hooks;
 mod host;
 mod table;
 mod tests;
@@ -43,8 +50,11 @@ module! {
 
 #[pin_data]
 struct TceAccelModule {
+    // Fields drop in order: the device goes first, then the hooks (which waits for running
+    // hypercalls).
     #[pin]
     _misc: MiscDeviceRegistration<TceAccelDevice>,
+    _hooks: hooks::Hooks,
 }
 
 impl kernel::InPlaceModule for TceAccelModule {
@@ -53,6 +63,7 @@ impl kernel::InPlaceModule for TceAccelModule {
         unsafe { table::REGISTRY.init() };
         let options = MiscDeviceOptions { name: c"tce_accel" };
         try_pin_init!(Self {
+            _hooks: hooks::Hooks::register()?,
             _misc <- MiscDeviceRegistration::register(options),
         })
     }

@@ -5,7 +5,9 @@
  * Table files are anonymous-inode files whose mapping is filled by a page-fault handler; the
  * Rust side owns the table behind file->private_data and is called back for release, faults
  * and ioctls. Also: recognising a KVM VM file, locked-memory accounting against a grabbed mm,
- * and blocks of one or more pages. Every function is called from rust/tce_accel/glue.rs.
+ * blocks of one or more pages, and on powerpc the TCE hypercall hooks (patches/0003) with the
+ * vCPU and memory-slot accessors their handlers need. Every function is called from
+ * rust/tce_accel/glue.rs.
  */
 
 #include <linux/anon_inodes.h>
@@ -17,6 +19,10 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
+
+#ifdef CONFIG_SPAPR_TCE_IOMMU
+#include <asm/kvm_ppc.h>
+#endif
 
 #include "tce_glue.h"
 
@@ -134,4 +140,74 @@ void *tce_glue_page_address(struct page *page)
 u64 tce_glue_page_phys(struct page *page)
 {
 	return page_to_phys(page);
+}
+
+/*
+ * The TCE hypercall hooks. KVM has TCE hypercalls only on Book3S-64 with
+ * CONFIG_SPAPR_TCE_IOMMU; elsewhere there is nothing to hook, and the handlers
+ * are never called.
+ */
+#ifdef CONFIG_SPAPR_TCE_IOMMU
+static const struct kvmppc_tce_hooks tce_glue_hooks = {
+	.put_tce		= tce_accel_h_put_tce,
+	.put_tce_indirect	= tce_accel_h_put_tce_indirect,
+	.stuff_tce		= tce_accel_h_stuff_tce,
+	.get_tce		= tce_accel_h_get_tce,
+};
+
+int tce_glue_hooks_register(void)
+{
+	return kvmppc_tce_hooks_register(&tce_glue_hooks);
+}
+
+void tce_glue_hooks_unregister(void)
+{
+	kvmppc_tce_hooks_unregister(&tce_glue_hooks);
+}
+
+void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value)
+{
+	kvmppc_set_gpr(vcpu, reg, value);
+}
+#else
+int tce_glue_hooks_register(void)
+{
+	return 0;
+}
+
+void tce_glue_hooks_unregister(void)
+{
+}
+
+void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value)
+{
+	WARN_ON_ONCE(1);	/* No hooks, so no hypercall handler calls this. */
+}
+#endif
+
+void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu)
+{
+	return vcpu->kvm;
+}
+
+/*
+ * Translates guest physical address @gpa of @vm through its memory slots into
+ * the VMM's user address, as KVM's own TCE code does; false if no slot holds it.
+ */
+bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua)
+{
+	struct kvm *kvm = vm;
+	struct kvm_memory_slot *slot;
+	gfn_t gfn = gpa >> PAGE_SHIFT;
+	bool found = false;
+	int idx;
+
+	idx = srcu_read_lock(&kvm->srcu);
+	slot = __gfn_to_memslot(kvm_memslots(kvm), gfn);
+	if (slot && !(slot->flags & KVM_MEMSLOT_INVALID)) {
+		*ua = __gfn_to_hva_memslot(slot, gfn) | (gpa & ~PAGE_MASK);
+		found = true;
+	}
+	srcu_read_unlock(&kvm->srcu, idx);
+	return found;
 }

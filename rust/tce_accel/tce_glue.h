@@ -9,6 +9,7 @@
 
 #include <linux/types.h>
 
+struct kvm_vcpu;
 struct page;
 
 /* Called from Rust. */
@@ -22,11 +23,28 @@ struct page *tce_glue_alloc_pages(unsigned int order);
 void tce_glue_free_pages(struct page *page, unsigned int order);
 void *tce_glue_page_address(struct page *page);
 u64 tce_glue_page_phys(struct page *page);
+int tce_glue_hooks_register(void);
+void tce_glue_hooks_unregister(void);
+void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu);
+void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value);
+bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua);
 
 /* Implemented in Rust (table.rs), called from C. */
 void tce_accel_table_release(void *table);
 struct page *tce_accel_table_fault(void *table, u64 pgoff, int *why);
 long tce_accel_table_ioctl(void *table, unsigned int cmd, unsigned long arg);
+
+/* Implemented in Rust (hooks.rs): the TCE hypercall handlers, called by KVM. */
+long tce_accel_h_put_tce(struct kvm_vcpu *vcpu, unsigned long liobn,
+			 unsigned long ioba, unsigned long tce);
+long tce_accel_h_put_tce_indirect(struct kvm_vcpu *vcpu, unsigned long liobn,
+				  unsigned long ioba, unsigned long tce_list,
+				  unsigned long npages);
+long tce_accel_h_stuff_tce(struct kvm_vcpu *vcpu, unsigned long liobn,
+			   unsigned long ioba, unsigned long tce_value,
+			   unsigned long npages);
+long tce_accel_h_get_tce(struct kvm_vcpu *vcpu, unsigned long liobn,
+			 unsigned long ioba);
 
 /* The reasons tce_accel_table_fault() gives for not returning a page. */
 #define TCE_FAULT_SIGBUS	1

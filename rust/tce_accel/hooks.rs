@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The TCE hypercalls of the tables this module owns, answered inside KVM.
+//!
+//! KVM calls these handlers through `struct kvmppc_tce_hooks` (`patches/0003`) for a LIOBN it
+//! has no table for. A handler finds the table of (VM, LIOBN) in [`table::lookup`], takes a
+//! reference to it, and runs the engine's hypercall on it with the guest's memory slots as
+//! [`GuestMemory`]. A LIOBN without a table here gets `H_TOO_HARD`, exactly what KVM answered
+//! before the hooks existed, so the call exits to the VMM.
+//!
+//! # Context
+//!
+//! The handlers run in the vCPU thread, in process context, and may sleep: they allocate table
+//! pages and read the guest's `H_PUT_TCE_INDIRECT` list from the VMM's mapping of guest RAM.
+//! KVM protects them with SRCU against [`Hooks`] going away, so unloading the module waits for
+//! every hypercall still in here. A table whose file is closed during a hypercall lives on
+//! until the hypercall drops its reference.
+
+use core::ffi::{
+    c_long,
+    c_ulong,
+    c_void, //
+};
+
+use kernel::prelude::*;
+
+use crate::engine::env::{
+    DmaMemory,
+    GuestFault,
+    GuestMemory, //
+};
+use crate::engine::hcall::{
+    self,
+    Target,
+    Vm, //
+};
+use crate::engine::hwtable::HwTable;
+use crate::engine::tce::{
+    HcallError,
+    HcallResult,
+    INDIRECT_MAX, //
+};
+use crate::glue::{
+    self,
+    VcpuRef, //
+};
+use crate::host::KHost;
+use crate::table::{
+    self,
+    Table, //
+};
+
+/// The registration of the handlers with KVM; dropping it unregisters them and waits until no
+/// hypercall runs in them.
+pub(crate) struct Hooks(());
+
+impl Hooks {
+    /// Registers the handlers: `EBUSY` if another module has hooks registered.
+    pub(crate) fn register() -> Result<Self> {
+        glue::hooks_register()?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Hooks {
+    fn drop(&mut self) {
+        glue::hooks_unregister();
+    }
+}
+
+/// Guest RAM as the VM's memory slots map it into the VMM.
+struct SlotMemory<'a> {
+    vcpu: &'a VcpuRef,
+}
+
+impl GuestMemory for SlotMemory<'_> {
+    fn gpa_to_ua(&self, gpa: u64) -> Option<u64> {
+        self.vcpu.gpa_to_ua(gpa)
+    }
+
+    fn read_be64(&self, gpa: u64, out: &mut [u64]) -> Result<(), GuestFault> {
+        let Some(last) = out.len().checked_sub(1) else {
+            return Ok(());
+        };
+        let span = u64::try_from(last)
+            .map_err(|_| GuestFault)?
+            .checked_mul(8)
+            .ok_or(GuestFault)?;
+        let ua = self.gpa_to_ua(gpa).ok_or(GuestFault)?;
+        // The list must be one run of the VMM's memory: the last word must be where the first
+        // one's slot puts it.
+        let end = self
+            .gpa_to_ua(gpa.checked_add(span).ok_or(GuestFault)?)
+            .ok_or(GuestFault)?;
+        if ua.checked_add(span) != Some(end) {
+            return Err(GuestFault);
+        }
+        glue::read_user_be64(ua, out).map_err(|_| GuestFault)
+    }
+}
+
+/// Preregistered memory: none yet. With no hardware table attached the engine never asks.
+struct NoDma;
+
+impl DmaMemory for NoDma {
+    type Region = ();
+
+    fn lookup(&self, _ua: u64, _size: u64) -> Option<()> {
+        None
+    }
+
+    fn ua_to_hpa(&self, _region: (), _ua: u64, _page_shift: u32) -> Option<u64> {
+        None
+    }
+
+    fn mapped_inc(&self, _region: ()) -> bool {
+        false
+    }
+
+    fn mapped_dec(&self, _region: ()) {}
+}
+
+/// The attached hardware tables of a window: none yet.
+type NoTables<'a> = core::iter::Empty<&'a HwTable<KHost>>;
+
+/// Runs `f` on the table of (`vcpu`'s VM, `liobn`) and turns its result into a status.
+fn with_table(
+    vcpu: &VcpuRef,
+    liobn: c_ulong,
+    f: impl FnOnce(&Table, &Vm<'_, SlotMemory<'_>, NoDma>) -> HcallResult,
+) -> c_long {
+    let Some(table) = table::lookup(vcpu.vm_id(), liobn) else {
+        return HcallError::TooHard.code() as c_long;
+    };
+    let guest = SlotMemory { vcpu };
+    let vm = Vm {
+        guest: &guest,
+        dma: &NoDma,
+    };
+    match f(&table, &vm) {
+        Ok(()) => 0,
+        Err(e) => e.code() as c_long,
+    }
+}
+
+fn target(table: &Table) -> Option<Target<'_, KHost, NoTables<'_>>> {
+    Some(Target {
+        window: table.window(),
+        tables: core::iter::empty(),
+    })
+}
+
+/// `H_PUT_TCE`, called by KVM.
+///
+/// # Safety
+///
+/// `vcpu` must be a live vCPU whose thread is making this hypercall.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
+    vcpu: *mut c_void,
+    liobn: c_ulong,
+    ioba: c_ulong,
+    tce: c_ulong,
+) -> c_long {
+    // SAFETY: By the function's safety requirements `vcpu` is live for this call.
+    let vcpu = unsafe { VcpuRef::new(vcpu) };
+    with_table(&vcpu, liobn, |t, vm| vm.put_tce(target(t), ioba, tce))
+}
+
+/// `H_PUT_TCE_INDIRECT`, called by KVM.
+///
+/// # Safety
+///
+/// `vcpu` must be a live vCPU whose thread is making this hypercall.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
+    vcpu: *mut c_void,
+    liobn: c_ulong,
+    ioba: c_ulong,
+    tce_list: c_ulong,
+    npages: c_ulong,
+) -> c_long {
+    // SAFETY: By the function's safety requirements `vcpu` is live for this call.
+    let vcpu = unsafe { VcpuRef::new(vcpu) };
+    with_table(&vcpu, liobn, |t, vm| {
+        // 4 KiB is too much for the kernel stack; a list buffer per call costs one kmalloc.
+        let mut buf =
+            KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL).map_err(|_| HcallError::TooHard)?;
+        let buf: &mut [u64; INDIRECT_MAX] =
+            (&mut buf[..]).try_into().map_err(|_| HcallError::TooHard)?;
+        vm.put_tce_indirect(target(t), ioba, tce_list, npages, buf)
+    })
+}
+
+/// `H_STUFF_TCE`, called by KVM.
+///
+/// # Safety
+///
+/// `vcpu` must be a live vCPU whose thread is making this hypercall.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_h_stuff_tce(
+    vcpu: *mut c_void,
+    liobn: c_ulong,
+    ioba: c_ulong,
+    value: c_ulong,
+    npages: c_ulong,
+) -> c_long {
+    // SAFETY: By the function's safety requirements `vcpu` is live for this call.
+    let vcpu = unsafe { VcpuRef::new(vcpu) };
+    with_table(&vcpu, liobn, |t, vm| {
+        vm.stuff_tce(target(t), ioba, value, npages)
+    })
+}
+
+/// `H_GET_TCE`, called by KVM: on success the entry goes to the guest's r4.
+///
+/// # Safety
+///
+/// `vcpu` must be a live vCPU whose thread is making this hypercall.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_h_get_tce(
+    vcpu: *mut c_void,
+    liobn: c_ulong,
+    ioba: c_ulong,
+) -> c_long {
+    // SAFETY: By the function's safety requirements `vcpu` is live for this call.
+    let vcpu = unsafe { VcpuRef::new(vcpu) };
+    with_table(&vcpu, liobn, |t, _| {
+        let tce = hcall::get_tce(Some(t.window()), ioba)?;
+        vcpu.set_gpr(4, tce);
+        Ok(())
+    })
+}
