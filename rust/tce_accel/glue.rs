@@ -18,6 +18,7 @@ use kernel::{
     page::PAGE_SHIFT,
     prelude::*,
     sync::Arc,
+    transmute::AsBytes,
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -45,6 +46,8 @@ mod ffi {
         pub(super) fn tce_glue_hooks_unregister();
         pub(super) fn tce_glue_vcpu_vm(vcpu: *mut c_void) -> *mut c_void;
         pub(super) fn tce_glue_vcpu_set_gpr(vcpu: *mut c_void, reg: c_uint, value: u64);
+        pub(super) fn tce_glue_memslots_lock(vm: *mut c_void) -> c_int;
+        pub(super) fn tce_glue_memslots_unlock(vm: *mut c_void, idx: c_int);
         pub(super) fn tce_glue_gpa_to_ua(vm: *mut c_void, gpa: u64, ua: *mut u64) -> bool;
     }
 }
@@ -268,25 +271,64 @@ impl VcpuRef {
         unsafe { ffi::tce_glue_vcpu_set_gpr(self.vcpu, reg, value) };
     }
 
-    /// Translates a guest physical address to the VMM's user address through the VM's memory
-    /// slots, or `None` if no slot holds it.
+    /// Holds the VM's memory slots stable for guest address translations, until the returned
+    /// value is dropped.
+    pub(crate) fn memslots(&self) -> MemSlots<'_> {
+        // SAFETY: By the type invariant `vcpu` is live.
+        let vm = unsafe { ffi::tce_glue_vcpu_vm(self.vcpu) };
+        // SAFETY: `vm` is the live VM of a live vCPU.
+        let idx = unsafe { ffi::tce_glue_memslots_lock(vm) };
+        // INVARIANT: the read side was just entered, and the VM lives as long as `self`.
+        MemSlots {
+            vm,
+            idx,
+            _vcpu: core::marker::PhantomData,
+        }
+    }
+}
+
+/// A VM's memory slots, held stable (on the read side of `kvm->srcu`).
+///
+/// # Invariants
+///
+/// `vm` is a live VM, and `idx` came from entering the read side of its `srcu`, which this
+/// value leaves when dropped.
+#[must_use]
+pub(crate) struct MemSlots<'a> {
+    vm: *mut c_void,
+    idx: c_int,
+    _vcpu: core::marker::PhantomData<&'a VcpuRef>,
+}
+
+impl MemSlots<'_> {
+    /// Translates a guest physical address to the VMM's user address, or `None` if no slot
+    /// holds it.
     pub(crate) fn gpa_to_ua(&self, gpa: u64) -> Option<u64> {
         let mut ua = 0u64;
-        // SAFETY: By the type invariant `vcpu` is live, and so is its VM; `ua` is a valid place
-        // for the result.
-        let found =
-            unsafe { ffi::tce_glue_gpa_to_ua(ffi::tce_glue_vcpu_vm(self.vcpu), gpa, &mut ua) };
+        // SAFETY: By the type invariant the VM lives and its slots are held; `ua` is a valid
+        // place for the result.
+        let found = unsafe { ffi::tce_glue_gpa_to_ua(self.vm, gpa, &mut ua) };
         found.then_some(ua)
     }
 }
 
-/// Reads `out.len()` big-endian words at user address `ua` of the current process.
+impl Drop for MemSlots<'_> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `idx` is the read side entered for this VM, left once.
+        unsafe { ffi::tce_glue_memslots_unlock(self.vm, self.idx) };
+    }
+}
+
+/// Reads `out.len()` big-endian words at user address `ua` of the current process, in one
+/// copy.
 pub(crate) fn read_user_be64(ua: u64, out: &mut [u64]) -> Result {
     let ua = usize::try_from(ua).map_err(|_| EFAULT)?;
     let len = out.len().checked_mul(8).ok_or(EFAULT)?;
-    let mut reader = UserSlice::new(UserPtr::from_addr(ua), len).reader();
+    UserSlice::new(UserPtr::from_addr(ua), len)
+        .reader()
+        .read_slice(AsBytes::as_bytes_mut(out))?;
     for word in out.iter_mut() {
-        *word = u64::from_be(reader.read::<u64>()?);
+        *word = u64::from_be(*word);
     }
     Ok(())
 }

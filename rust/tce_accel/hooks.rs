@@ -42,6 +42,7 @@ use crate::engine::tce::{
 };
 use crate::glue::{
     self,
+    MemSlots,
     VcpuRef, //
 };
 use crate::host::KHost;
@@ -68,14 +69,14 @@ impl Drop for Hooks {
     }
 }
 
-/// Guest RAM as the VM's memory slots map it into the VMM.
+/// Guest RAM as the VM's memory slots map it into the VMM, held stable for one hypercall.
 struct SlotMemory<'a> {
-    vcpu: &'a VcpuRef,
+    slots: MemSlots<'a>,
 }
 
 impl GuestMemory for SlotMemory<'_> {
     fn gpa_to_ua(&self, gpa: u64) -> Option<u64> {
-        self.vcpu.gpa_to_ua(gpa)
+        self.slots.gpa_to_ua(gpa)
     }
 
     fn read_be64(&self, gpa: u64, out: &mut [u64]) -> Result<(), GuestFault> {
@@ -123,21 +124,26 @@ impl DmaMemory for NoDma {
 /// The attached hardware tables of a window: none yet.
 type NoTables<'a> = core::iter::Empty<&'a HwTable<KHost>>;
 
+/// Guest memory for the hypercalls that never translate a guest address (`H_STUFF_TCE`, which
+/// only clears or poisons, and `H_GET_TCE`): they need not hold the memory slots.
+struct NoGuest;
+
+impl GuestMemory for NoGuest {
+    fn gpa_to_ua(&self, _gpa: u64) -> Option<u64> {
+        None
+    }
+
+    fn read_be64(&self, _gpa: u64, _out: &mut [u64]) -> Result<(), GuestFault> {
+        Err(GuestFault)
+    }
+}
+
 /// Runs `f` on the table of (`vcpu`'s VM, `liobn`) and turns its result into a status.
-fn with_table(
-    vcpu: &VcpuRef,
-    liobn: c_ulong,
-    f: impl FnOnce(&Table, &Vm<'_, SlotMemory<'_>, NoDma>) -> HcallResult,
-) -> c_long {
+fn with_table(vcpu: &VcpuRef, liobn: c_ulong, f: impl FnOnce(&Table) -> HcallResult) -> c_long {
     let Some(table) = table::lookup(vcpu.vm_id(), liobn) else {
         return HcallError::TooHard.code() as c_long;
     };
-    let guest = SlotMemory { vcpu };
-    let vm = Vm {
-        guest: &guest,
-        dma: &NoDma,
-    };
-    match f(&table, &vm) {
+    match f(&table) {
         Ok(()) => 0,
         Err(e) => e.code() as c_long,
     }
@@ -164,7 +170,16 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    with_table(&vcpu, liobn, |t, vm| vm.put_tce(target(t), ioba, tce))
+    with_table(&vcpu, liobn, |t| {
+        let guest = SlotMemory {
+            slots: vcpu.memslots(),
+        };
+        let vm = Vm {
+            guest: &guest,
+            dma: &NoDma,
+        };
+        vm.put_tce(target(t), ioba, tce)
+    })
 }
 
 /// `H_PUT_TCE_INDIRECT`, called by KVM.
@@ -182,7 +197,14 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    with_table(&vcpu, liobn, |t, vm| {
+    with_table(&vcpu, liobn, |t| {
+        let guest = SlotMemory {
+            slots: vcpu.memslots(),
+        };
+        let vm = Vm {
+            guest: &guest,
+            dma: &NoDma,
+        };
         // 4 KiB is too much for the kernel stack; a list buffer per call costs one kmalloc.
         let mut buf =
             KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL).map_err(|_| HcallError::TooHard)?;
@@ -207,7 +229,11 @@ pub(crate) unsafe extern "C" fn tce_accel_h_stuff_tce(
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    with_table(&vcpu, liobn, |t, vm| {
+    with_table(&vcpu, liobn, |t| {
+        let vm = Vm {
+            guest: &NoGuest,
+            dma: &NoDma,
+        };
         vm.stuff_tce(target(t), ioba, value, npages)
     })
 }
@@ -225,7 +251,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_get_tce(
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    with_table(&vcpu, liobn, |t, _| {
+    with_table(&vcpu, liobn, |t| {
         let tce = hcall::get_tce(Some(t.window()), ioba)?;
         vcpu.set_gpr(4, tce);
         Ok(())

@@ -190,24 +190,31 @@ void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu)
 	return vcpu->kvm;
 }
 
+/* Holds the memory slots of @vm stable for tce_glue_gpa_to_ua(). */
+int tce_glue_memslots_lock(void *vm)
+{
+	return srcu_read_lock(&((struct kvm *)vm)->srcu);
+}
+
+void tce_glue_memslots_unlock(void *vm, int idx)
+{
+	srcu_read_unlock(&((struct kvm *)vm)->srcu, idx);
+}
+
 /*
  * Translates guest physical address @gpa of @vm through its memory slots into
- * the VMM's user address, as KVM's own TCE code does; false if no slot holds it.
+ * the VMM's user address, as KVM's own TCE code does; false if no slot holds
+ * it. The caller holds the slots (tce_glue_memslots_lock()).
  */
 bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua)
 {
 	struct kvm *kvm = vm;
 	struct kvm_memory_slot *slot;
 	gfn_t gfn = gpa >> PAGE_SHIFT;
-	bool found = false;
-	int idx;
 
-	idx = srcu_read_lock(&kvm->srcu);
 	slot = __gfn_to_memslot(kvm_memslots(kvm), gfn);
-	if (slot && !(slot->flags & KVM_MEMSLOT_INVALID)) {
-		*ua = __gfn_to_hva_memslot(slot, gfn) | (gpa & ~PAGE_MASK);
-		found = true;
-	}
-	srcu_read_unlock(&kvm->srcu, idx);
-	return found;
+	if (!slot || (slot->flags & KVM_MEMSLOT_INVALID))
+		return false;
+	*ua = __gfn_to_hva_memslot(slot, gfn) | (gpa & ~PAGE_MASK);
+	return true;
 }

@@ -27,6 +27,8 @@ int tce_glue_hooks_register(void);
 void tce_glue_hooks_unregister(void);
 void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu);
 void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value);
+int tce_glue_memslots_lock(void *vm);
+void tce_glue_memslots_unlock(void *vm, int idx);
 bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua);
 
 /* Implemented in Rust (table.rs), called from C. */
