@@ -4,18 +4,22 @@
 # Builds a program of the workspace as a static executable for a test VM, where tce-init runs
 # it against the real module:
 #
-#   scripts/build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw
+#   scripts/build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw|tce-vmm
 #
 # shim-tests is the tce_shim kernel-backend test binary (rust/tce_shim/tests/kernel.rs);
-# tce-ddw is the DDW command-line tool, whose benchmark then measures the real module.
+# tce-ddw is the DDW command-line tool, whose benchmark then measures the real module;
+# tce-vmm is the sample VMM (samples/tce_vmm), whose guest drives the TCE hypercalls on the
+# three paths. Only its ppc64le build has a guest payload, assembled by its build.rs with
+# powerpc64le-linux-gnu-as (scripts/kernel-toolchain.sh installs it).
 #
 # ppc64le uses Debian's rustc with -Zbuild-std, as scripts/build-init.sh does. The target
 # directory is in the cache. Prints the path of the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-arch=${1:?usage: build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw}
-what=${2:?usage: build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw}
+usage="usage: build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw|tce-vmm"
+arch=${1:?$usage}
+what=${2:?$usage}
 log() { printf '[build-vm-binary %s %s] %s\n' "$arch" "$what" "$*" >&2; }
 CACHE=${TCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tce-accel}
 tdir="$CACHE/target-vm"
@@ -30,7 +34,11 @@ tce-ddw)
 	args=(build --release --locked -p tce-ddw --bin tce-ddw)
 	name=tce-ddw
 	;;
-*) log "unknown program (want shim-tests or tce-ddw)"; exit 2 ;;
+tce-vmm)
+	args=(build --release --locked -p tce-vmm --bin tce-vmm)
+	name=tce-vmm
+	;;
+*) log "unknown program (want shim-tests, tce-ddw or tce-vmm)"; exit 2 ;;
 esac
 args+=(--message-format=json --target-dir "$tdir")
 case "$arch" in
@@ -58,7 +66,7 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == sys.argv[1]:
         print(m["executable"])
 ' "$name")
-[ -n "$bin" ] || { log "no test binary was produced"; exit 1; }
+[ -n "$bin" ] || { log "no $name binary was produced"; exit 1; }
 case "$(file -b "$bin")" in
 *"statically linked"* | *"static-pie linked"*) ;;
 *) log "not a static executable: $(file -b "$bin")"; exit 1 ;;

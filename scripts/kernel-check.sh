@@ -3,8 +3,9 @@
 #
 # The kernel half of `make check`: for each test kernel, build it (cached), build tce_accel.ko
 # against it with clippy, build the test init, boot QEMU (TCG) with an initramfs that loads the
-# module and runs the user-space tests (tce-init's own and the tce_shim library's kernel-backend
-# tests), and check the KTAP of every suite with kunit.py parse.
+# module and runs the user-space tests (tce-init's own, the tce_shim library's kernel-backend
+# tests and, on ppc64le, the sample VMM's end-to-end guest run and benchmark), and check the KTAP
+# of every suite with kunit.py parse.
 #
 #   scripts/kernel-check.sh [x86_64] [ppc64le] [x86_64-kasan]   (default: all three)
 set -euo pipefail
@@ -43,10 +44,14 @@ for k in "${kernels[@]}"; do
 	init=$(scripts/build-init.sh "$arch")
 	shim=$(scripts/build-vm-binary.sh "$arch" shim-tests)
 	ddw=$(scripts/build-vm-binary.sh "$arch" tce-ddw)
+	# The sample VMM needs KVM-HV, which only the emulated POWER host offers.
+	vmm=
+	[ "$arch" = ppc64le ] && vmm=$(scripts/build-vm-binary.sh "$arch" tce-vmm)
 	log "== $k: boot and test"
 	extra=()
 	[ "$k" = x86_64-kasan ] && extra=(--kasan)
-	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
+	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" \
+		scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
 		2> >(tee "$tmp/qemu.log" >&2)
 	n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\)$/\2/p' "$tmp/qemu.log" | tail -n1)
 	passed=$((passed + ${n:-0}))

@@ -19,11 +19,20 @@
 # TCE_QEMU_CPU (x86_64 -cpu, default max); TCE_APPEND (more kernel command-line words, e.g.
 # tce.timeout=60); TCE_SHIM_TESTS (the tce_shim kernel-backend test binary, run by tce-init's
 # shim_kernel_backend test); TCE_DDW (the tce-ddw tool, whose benchmark tce-init's ddw_bench
-# runs on the module); TCE_SHUTDOWN (poweroff or reboot: how tce-init ends the VM; default reboot on
-# x86_64, whose test kernel cannot power off (no usable ACPI), poweroff on ppc64le);
+# runs on the module); TCE_VMM (the sample VMM samples/tce_vmm, built for ppc64le: tce-init's
+# guest_e2e runs `tce-vmm check` and guest_bench `tce-vmm bench` inside the emulated POWER host;
+# both are skipped when it is not given, and always on x86_64); TCE_SHUTDOWN (poweroff or
+# reboot: how tce-init ends the VM; default reboot on x86_64, whose test kernel cannot power
+# off (no usable ACPI), poweroff on ppc64le);
 # TCE_KERNEL_SRC (kernel tree with kunit.py, default from
 # scripts/kernel-source.sh); TCE_INIT (a tce-init binary to use instead of building one);
-# TCE_VERBOSE=1 to copy the console to stderr as it runs.
+# TCE_VERBOSE=1 to copy the console to stderr as it runs; TCE_QEMU_SMP (ppc64le vCPUs of the
+# emulated host, default 2, so that the sample VMM's vCPU threads run in parallel).
+#
+# If guest_bench ran, its JSON line (printed by tce-init in numbered parts, since a kernel log
+# record holds at most 1 KiB) is joined again, saved as KERNEL_BUILD_DIR/tce-vmm-bench-ARCH.json
+# and appended whole to the end of the log, as "[qemu-test] TCE_VMM_JSON {...}", for tools that
+# read the benchmark from the log (tce-latency).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -58,7 +67,8 @@ x86_64)
 	;;
 ppc64le)
 	image="$build/vmlinux"
-	qemu=(qemu-system-ppc64 -M pseries,cap-nested-hv=on -cpu power9 -accel tcg -m 2048)
+	qemu=(qemu-system-ppc64 -M pseries,cap-nested-hv=on -cpu power9 -accel tcg -m 2048
+		-smp "${TCE_QEMU_SMP:-2}")
 	console=hvc0
 	shutdown=${TCE_SHUTDOWN:-poweroff}
 	;;
@@ -79,15 +89,15 @@ else
 	log "module $ko does not exist: booting without it (load_module will fail)"
 fi
 
-# The initramfs: /init, /tce_accel.ko, /tce-shim-tests and /tce-ddw if TCE_SHIM_TESTS and
-# TCE_DDW name them, and /dev (with console and null, so that init has its
-# standard descriptors before it mounts devtmpfs), /proc and /sys. Written directly in cpio
-# "newc" format, so that no device node has to be made on the host.
+# The initramfs: /init, /tce_accel.ko, /tce-shim-tests, /tce-ddw and /tce-vmm if
+# TCE_SHIM_TESTS, TCE_DDW and TCE_VMM name them, and /dev (with console and null, so that init
+# has its standard descriptors before it mounts devtmpfs), /proc and /sys. Written directly in
+# cpio "newc" format, so that no device node has to be made on the host.
 initrd="$build/tce-test-$arch.cpio"
-python3 - "$initrd" "$init" "$ko" "${TCE_SHIM_TESTS:-}" "${TCE_DDW:-}" <<'PY'
+python3 - "$initrd" "$init" "$ko" "${TCE_SHIM_TESTS:-}" "${TCE_DDW:-}" "${TCE_VMM:-}" <<'PY'
 import os, stat, sys
 
-out, init, ko, shim, ddw = sys.argv[1:6]
+out, init, ko, shim, ddw, vmm = sys.argv[1:7]
 entries = [
     ("dev", stat.S_IFDIR | 0o755, 0, b""),
     ("dev/console", stat.S_IFCHR | 0o600, (5, 1), b""),
@@ -102,6 +112,8 @@ if shim:
     entries.append(("tce-shim-tests", stat.S_IFREG | 0o755, 0, open(shim, "rb").read()))
 if ddw:
     entries.append(("tce-ddw", stat.S_IFREG | 0o755, 0, open(ddw, "rb").read()))
+if vmm:
+    entries.append(("tce-vmm", stat.S_IFREG | 0o755, 0, open(vmm, "rb").read()))
 
 def pad(n):
     return b"\0" * (-n % 4)
@@ -119,6 +131,8 @@ PY
 
 logf="$build/tce-test-$arch.log"
 ktap="$build/tce-test-$arch.ktap"
+# A benchmark report of an earlier run must not pass for this run's.
+rm -f "$build/tce-vmm-bench-$arch.json"
 append="console=$console panic=-1 printk.devkmsg=on printk.time=1 tce.module=/tce_accel.ko"
 append+=" tce.shutdown=$shutdown"
 append+=" ${TCE_APPEND:-}"
@@ -152,10 +166,10 @@ case "$qrc" in
 esac
 
 # Join the KTAP documents, check the log and print the summary.
-if ! python3 - "$logf" "$ktap" "$expect" "$kasan" "$arch" <<'PY'; then
+if ! python3 - "$logf" "$ktap" "$expect" "$kasan" "$arch" "$build/tce-vmm-bench-$arch.json" <<'PY'; then
 import re, sys
 
-logf, ktap, expect, kasan, arch = sys.argv[1:6]
+logf, ktap, expect, kasan, arch, bench_json = sys.argv[1:7]
 raw = open(logf, errors="replace").read().splitlines()
 prefix = re.compile(r"^\[\s*\d+\.\d+\] ?")
 lines = [prefix.sub("", l.rstrip()) for l in raw]
@@ -221,6 +235,32 @@ if kernel:
 if kasan == "1":
     k = sum("BUG: KASAN" in l for l in lines)
     say(f"KASAN reports: {k}")
+
+# guest_bench's JSON line, whole or in numbered parts ("[i/n] ...").
+marker = "TCE_VMM_JSON "
+diag = re.compile(r"\s*# guest_bench: (.*)$")
+part = re.compile(r"\[(\d+)/(\d+)\] (.*)$")
+json_line, parts = None, []
+for l in lines:
+    m = diag.match(l)
+    if not m:
+        continue
+    text = m.group(1)
+    p = part.match(text)
+    if p:
+        if p.group(1) == "1":
+            parts = []
+        parts.append(p.group(3))
+        if p.group(1) == p.group(2) and "".join(parts).startswith(marker):
+            json_line = "".join(parts)
+    elif text.startswith(marker):
+        json_line = text
+if json_line:
+    with open(bench_json, "w") as f:
+        f.write(json_line[len(marker):] + "\n")
+    with open(logf, "a") as f:
+        f.write(f"[qemu-test] {json_line}\n")
+    say(f"tce-vmm bench JSON: {bench_json} (also appended to the log)")
 
 say(f"{len(suites)} suites in {total} planned:")
 for s, n, d, c in suites:

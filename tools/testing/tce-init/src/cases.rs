@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 17] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -34,6 +34,8 @@ pub const NAMES: [&str; 15] = [
     "bad_arguments",
     "shim_kernel_backend",
     "ddw_bench",
+    "guest_e2e",
+    "guest_bench",
     "unload_refused_while_open",
     "close_releases",
     "unload",
@@ -44,9 +46,9 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 13;
+pub const LAST_RUNNER: usize = 15;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 14;
+pub const UNLOAD: usize = 16;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -266,8 +268,10 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             9 => bad_arguments(st, &mut cx),
             10 => shim_kernel_backend(st, &mut cx),
             11 => ddw_bench(st, &mut cx),
-            12 => unload_refused_while_open(st, &mut cx),
-            13 => close_releases(st, &mut cx),
+            12 => guest_e2e(st, &mut cx),
+            13 => guest_bench(st, &mut cx),
+            14 => unload_refused_while_open(st, &mut cx),
+            15 => close_releases(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -970,6 +974,140 @@ fn ddw_bench(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
         ));
     }
     Ok(())
+}
+
+/// The sample VMM (samples/tce_vmm), put in the initramfs by scripts/qemu-test.sh (TCE_VMM).
+const VMM: &str = "/tce-vmm";
+
+/// The longest piece of a VMM output line printed as one diagnostic; longer lines (the
+/// benchmark's JSON) are split into numbered parts, `[i/n] ...`, which the host joins again.
+const VMM_LINE_PART: usize = 800;
+
+/// Why the guest tests cannot run here: the VMM runs a KVM-HV guest, which only the ppc64le
+/// test VM (nested KVM-HV) offers, and it must be in the initramfs.
+fn vmm_unavailable() -> Option<String> {
+    if !cfg!(target_arch = "powerpc64") {
+        return Some("the sample VMM needs the emulated POWER host (KVM-HV, ppc64le)".into());
+    }
+    if !std::path::Path::new(VMM).exists() {
+        return Some(format!(
+            "{VMM} is not in the initramfs (TCE_VMM is not set)"
+        ));
+    }
+    None
+}
+
+/// Prints one line of the VMM's output as diagnostics, in parts if it is long.
+fn vmm_diag(cx: &Ctx<'_>, line: &str) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= VMM_LINE_PART {
+        cx.diag(line);
+        return;
+    }
+    let parts: Vec<String> = chars
+        .chunks(VMM_LINE_PART)
+        .map(|c| c.iter().collect())
+        .collect();
+    for (i, part) in parts.iter().enumerate() {
+        cx.diag(&format!("[{}/{}] {part}", i + 1, parts.len()));
+    }
+}
+
+/// Runs the VMM with `args`, printing each line of its output as a diagnostic as it comes
+/// (which also tells PID 1 that the runner is alive); returns whether it exited with status 0
+/// and its standard output.
+fn run_vmm(cx: &Ctx<'_>, args: &[&str]) -> Result<(bool, Vec<String>), Stop> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(VMM)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Stop::Fail(format!("cannot run {VMM}: {}", describe(&e))))?;
+    let stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut e) = stderr {
+            let _ = std::io::Read::read_to_string(&mut e, &mut text);
+        }
+        text
+    });
+    let mut lines = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            vmm_diag(cx, &line);
+            lines.push(line);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Stop::Fail(format!("waiting for {VMM}: {}", describe(&e))))?;
+    for line in errors.join().unwrap_or_default().lines() {
+        vmm_diag(cx, line);
+    }
+    if !status.success() {
+        cx.diag(&format!("{VMM} {} exited with {status}", args.join(" ")));
+    }
+    Ok((status.success(), lines))
+}
+
+/// The last line of `lines` that starts with `prefix`.
+fn last_with<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
+    lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with(prefix))
+        .map(String::as_str)
+}
+
+/// `guest_e2e`: `tce-vmm check`: a KVM-HV guest issues every TCE hypercall on a tce_accel
+/// window (made through the DDW shim), a KVM table and a window only the VMM knows; every
+/// result and the final tables are compared with the simulator, then a hostile guest passes
+/// bad arguments and hammers the tce_accel window from several vCPUs while it is removed.
+fn guest_e2e(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if let Some(why) = vmm_unavailable() {
+        return Err(Stop::Skip(why));
+    }
+    let (ok, lines) = run_vmm(cx, &["check"])?;
+    let summary = last_with(&lines, "tce-vmm check: ");
+    match summary {
+        Some(s) if ok && s.starts_with("tce-vmm check: PASS") => Ok(()),
+        Some(s) => Err(Stop::Fail(s.to_string())),
+        None => Err(Stop::Fail(
+            last_with(&lines, "tce-vmm: error: ")
+                .unwrap_or("tce-vmm check printed no summary")
+                .to_string(),
+        )),
+    }
+}
+
+/// `guest_bench`: `tce-vmm bench`: per-call latency of the four TCE hypercalls on the three
+/// paths, from the guest's timebase; the table, the ratios and the JSON line (after
+/// `TCE_VMM_JSON `) land in the log. Passes if every call succeeded.
+fn guest_bench(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if let Some(why) = vmm_unavailable() {
+        return Err(Stop::Skip(why));
+    }
+    let (ok, lines) = run_vmm(cx, &["bench"])?;
+    let summary = last_with(&lines, "tce-vmm bench: ");
+    match summary {
+        Some(s) if ok && s.starts_with("tce-vmm bench: PASS") => {
+            if last_with(&lines, "TCE_VMM_JSON ").is_none() {
+                return Err(Stop::Fail("tce-vmm bench printed no JSON line".into()));
+            }
+            Ok(())
+        }
+        Some(s) if s.starts_with("tce-vmm bench: FAIL") => Err(Stop::Fail(s.to_string())),
+        _ => Err(Stop::Fail(
+            last_with(&lines, "tce-vmm: error: ")
+                .unwrap_or("tce-vmm bench did not finish")
+                .to_string(),
+        )),
+    }
 }
 
 /// `unload_refused_while_open`: with a table open, `delete_module(O_NONBLOCK)` fails.

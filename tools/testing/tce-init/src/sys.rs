@@ -518,6 +518,41 @@ pub fn read(fd: i32, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// A reader of the kernel log that sees only records written after it was opened.
+pub struct Kmsg(File);
+
+impl Kmsg {
+    /// Opens `/dev/kmsg` positioned after the newest record.
+    pub fn open_at_end() -> io::Result<Self> {
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")?;
+        // SAFETY: `f` is an open file descriptor; SEEK_END on /dev/kmsg moves past the newest
+        // record and touches no memory.
+        check(unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) })?;
+        Ok(Self(f))
+    }
+
+    /// The messages of the records written since the last call (or since opening).
+    pub fn new_messages(&mut self) -> Vec<String> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        // Each read returns one record, "prefix;message\n"; EAGAIN when none is left.
+        while let Ok(n) = self.0.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let rec = String::from_utf8_lossy(&buf[..n]);
+            if let Some((_, msg)) = rec.split_once(';') {
+                out.push(msg.lines().next().unwrap_or_default().to_string());
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -570,40 +605,5 @@ mod tests {
     #[test]
     fn capabilities_can_be_read() {
         assert!(has_cap(CAP_IPC_LOCK).is_ok());
-    }
-}
-
-/// A reader of the kernel log that sees only records written after it was opened.
-pub struct Kmsg(File);
-
-impl Kmsg {
-    /// Opens `/dev/kmsg` positioned after the newest record.
-    pub fn open_at_end() -> io::Result<Self> {
-        let f = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open("/dev/kmsg")?;
-        // SAFETY: `f` is an open file descriptor; SEEK_END on /dev/kmsg moves past the newest
-        // record and touches no memory.
-        check(unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) })?;
-        Ok(Self(f))
-    }
-
-    /// The messages of the records written since the last call (or since opening).
-    pub fn new_messages(&mut self) -> Vec<String> {
-        use std::io::Read;
-        let mut out = Vec::new();
-        let mut buf = [0u8; 2048];
-        // Each read returns one record, "prefix;message\n"; EAGAIN when none is left.
-        while let Ok(n) = self.0.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            let rec = String::from_utf8_lossy(&buf[..n]);
-            if let Some((_, msg)) = rec.split_once(';') {
-                out.push(msg.lines().next().unwrap_or_default().to_string());
-            }
-        }
-        out
     }
 }

@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Every system call of the VMM: the KVM ioctls, memory mappings and resource limits.
+//!
+//! This is the only module with `unsafe` code. Each function returns the raw result; the
+//! callers turn failures into [`crate::error::Error`], naming the ioctl.
+
+#![allow(unsafe_code)]
+
+use std::ffi::c_void;
+use std::os::fd::{
+    AsFd,
+    BorrowedFd,
+    FromRawFd,
+    OwnedFd,
+    RawFd, //
+};
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64;
+
+use rustix::io::Errno;
+use rustix::ioctl::{
+    Ioctl,
+    IoctlOutput,
+    Opcode, //
+};
+use rustix::mm::{
+    MapFlags,
+    ProtFlags, //
+};
+use rustix::process::{
+    Resource,
+    Rlimit, //
+};
+
+use crate::uapi::{
+    CreateSpaprTce64,
+    EnableCap,
+    MemoryRegion,
+    Regs,
+    KVM_CHECK_EXTENSION,
+    KVM_CREATE_SPAPR_TCE_64,
+    KVM_CREATE_VCPU,
+    KVM_CREATE_VM,
+    KVM_ENABLE_CAP,
+    KVM_GET_API_VERSION,
+    KVM_GET_REGS,
+    KVM_GET_VCPU_MMAP_SIZE,
+    KVM_RUN,
+    KVM_SET_REGS,
+    KVM_SET_USER_MEMORY_REGION, //
+};
+
+/// A system call's result: the value or the errno.
+pub type SysResult<T> = Result<T, Errno>;
+
+/// An ioctl whose argument points to a `T` the kernel reads, writes or both.
+struct PtrIoctl<'a, T> {
+    opcode: Opcode,
+    arg: &'a mut T,
+}
+
+// SAFETY: `as_ptr` returns a pointer to a live, exclusively borrowed `T`, valid for reads and
+// writes of `size_of::<T>()` bytes for the whole call, and the output is the ioctl's return
+// value only. Each caller below pairs an opcode with the structure the KVM API defines for it.
+unsafe impl<T> Ioctl for PtrIoctl<'_, T> {
+    type Output = IoctlOutput;
+
+    const IS_MUTATING: bool = true;
+
+    fn opcode(&self) -> Opcode {
+        self.opcode
+    }
+
+    fn as_ptr(&mut self) -> *mut c_void {
+        (self.arg as *mut T).cast()
+    }
+
+    unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<IoctlOutput> {
+        Ok(out)
+    }
+}
+
+/// An ioctl whose argument is an integer passed by value.
+struct IntIoctl {
+    opcode: Opcode,
+    value: usize,
+}
+
+// SAFETY: the argument is a plain integer, not a pointer: the kernel reads or writes no user
+// memory through it, and the output is the ioctl's return value.
+unsafe impl Ioctl for IntIoctl {
+    type Output = IoctlOutput;
+
+    const IS_MUTATING: bool = false;
+
+    fn opcode(&self) -> Opcode {
+        self.opcode
+    }
+
+    fn as_ptr(&mut self) -> *mut c_void {
+        std::ptr::without_provenance_mut(self.value)
+    }
+
+    unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<IoctlOutput> {
+        Ok(out)
+    }
+}
+
+/// Runs an ioctl with an integer argument.
+fn int_ioctl(fd: BorrowedFd<'_>, opcode: Opcode, value: usize) -> SysResult<IoctlOutput> {
+    // SAFETY: see `IntIoctl`; every opcode passed here takes an integer (or no) argument.
+    unsafe { rustix::ioctl::ioctl(fd, IntIoctl { opcode, value }) }
+}
+
+/// Runs an ioctl whose argument is a pointer to `arg`.
+///
+/// # Safety
+///
+/// `opcode` must be an ioctl whose argument is a pointer to a `T`, and the kernel must not
+/// keep the pointer past the call.
+unsafe fn ptr_ioctl<T>(fd: BorrowedFd<'_>, opcode: Opcode, arg: &mut T) -> SysResult<IoctlOutput> {
+    // SAFETY: the caller guarantees that `opcode` takes a pointer to a `T`.
+    unsafe { rustix::ioctl::ioctl(fd, PtrIoctl { opcode, arg }) }
+}
+
+/// Takes ownership of a file descriptor that an ioctl created.
+fn owned_fd(raw: IoctlOutput) -> SysResult<OwnedFd> {
+    if raw < 0 {
+        return Err(Errno::INVAL);
+    }
+    // SAFETY: an ioctl that creates a file returns a new descriptor that nothing else in this
+    // process owns; the returned `OwnedFd` closes it exactly once.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
+}
+
+/// `KVM_GET_API_VERSION` on `/dev/kvm`.
+pub fn get_api_version(kvm: BorrowedFd<'_>) -> SysResult<i32> {
+    int_ioctl(kvm, KVM_GET_API_VERSION, 0)
+}
+
+/// `KVM_CHECK_EXTENSION` on `/dev/kvm` or a VM: 0 if `cap` is missing, else its value.
+pub fn check_extension(fd: BorrowedFd<'_>, cap: u32) -> SysResult<i32> {
+    int_ioctl(fd, KVM_CHECK_EXTENSION, cap as usize)
+}
+
+/// `KVM_CREATE_VM` with a machine type.
+pub fn create_vm(kvm: BorrowedFd<'_>, machine_type: u32) -> SysResult<OwnedFd> {
+    owned_fd(int_ioctl(kvm, KVM_CREATE_VM, machine_type as usize)?)
+}
+
+/// `KVM_GET_VCPU_MMAP_SIZE`: the size of a vCPU's `struct kvm_run` mapping.
+pub fn vcpu_mmap_size(kvm: BorrowedFd<'_>) -> SysResult<usize> {
+    let n = int_ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0)?;
+    usize::try_from(n).map_err(|_| Errno::INVAL)
+}
+
+/// `KVM_CREATE_VCPU` with a vCPU ID.
+pub fn create_vcpu(vm: BorrowedFd<'_>, id: u32) -> SysResult<OwnedFd> {
+    owned_fd(int_ioctl(vm, KVM_CREATE_VCPU, id as usize)?)
+}
+
+/// `KVM_SET_USER_MEMORY_REGION`.
+///
+/// # Safety
+///
+/// `region.userspace_addr` must be the start of a mapping of at least `region.memory_size`
+/// bytes that stays mapped while the VM exists (the guest reads and writes it).
+pub unsafe fn set_user_memory_region(vm: BorrowedFd<'_>, region: &MemoryRegion) -> SysResult<()> {
+    let mut region = *region;
+    // SAFETY: the ioctl takes a `struct kvm_userspace_memory_region`, which `MemoryRegion` is;
+    // the caller guarantees the memory it names.
+    unsafe { ptr_ioctl(vm, KVM_SET_USER_MEMORY_REGION, &mut region)? };
+    Ok(())
+}
+
+/// `KVM_ENABLE_CAP` on a VM or a vCPU.
+pub fn enable_cap(fd: BorrowedFd<'_>, cap: &EnableCap) -> SysResult<()> {
+    let mut cap = *cap;
+    // SAFETY: the ioctl takes a `struct kvm_enable_cap`, which `EnableCap` is.
+    unsafe { ptr_ioctl(fd, KVM_ENABLE_CAP, &mut cap)? };
+    Ok(())
+}
+
+/// `KVM_CREATE_SPAPR_TCE_64`: returns the table's file descriptor.
+pub fn create_spapr_tce_64(vm: BorrowedFd<'_>, args: &CreateSpaprTce64) -> SysResult<OwnedFd> {
+    let mut args = *args;
+    // SAFETY: the ioctl takes a `struct kvm_create_spapr_tce_64`, which `CreateSpaprTce64` is.
+    let raw = unsafe { ptr_ioctl(vm, KVM_CREATE_SPAPR_TCE_64, &mut args)? };
+    owned_fd(raw)
+}
+
+/// `KVM_GET_REGS` on a vCPU.
+pub fn get_regs(vcpu: BorrowedFd<'_>) -> SysResult<Regs> {
+    let mut regs = Regs::default();
+    // SAFETY: the ioctl fills a `struct kvm_regs` (powerpc), which `Regs` is; every bit
+    // pattern is a valid `Regs`.
+    unsafe { ptr_ioctl(vcpu, KVM_GET_REGS, &mut regs)? };
+    Ok(regs)
+}
+
+/// `KVM_SET_REGS` on a vCPU.
+pub fn set_regs(vcpu: BorrowedFd<'_>, regs: &Regs) -> SysResult<()> {
+    let mut regs = *regs;
+    // SAFETY: the ioctl reads a `struct kvm_regs` (powerpc), which `Regs` is.
+    unsafe { ptr_ioctl(vcpu, KVM_SET_REGS, &mut regs)? };
+    Ok(())
+}
+
+/// `KVM_RUN` on a vCPU; the exit is described in its `struct kvm_run` mapping.
+pub fn run(vcpu: BorrowedFd<'_>) -> SysResult<()> {
+    int_ioctl(vcpu, KVM_RUN, 0).map(drop)
+}
+
+/// Raises this process's locked-memory limit as far as it may go: TCE tables are charged to it.
+pub fn raise_memlock_limit() -> SysResult<()> {
+    let now = rustix::process::getrlimit(Resource::Memlock);
+    let target = Rlimit {
+        current: now.maximum,
+        maximum: now.maximum,
+    };
+    rustix::process::setrlimit(Resource::Memlock, target)
+}
+
+/// Duplicates a file descriptor (close-on-exec).
+pub fn dup(fd: BorrowedFd<'_>) -> SysResult<OwnedFd> {
+    rustix::io::fcntl_dupfd_cloexec(fd, 0)
+}
+
+/// The host page size in bytes.
+pub fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// A memory mapping: guest RAM, a vCPU's `struct kvm_run` or a TCE table.
+///
+/// The memory may change under the VMM at any time (the guest, the kernel or another
+/// mapping writes it), so it is only ever accessed with volatile or atomic operations, never
+/// through a Rust reference to plain data. It is unmapped when the value is dropped.
+pub struct Mmap {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping stays valid until `drop` and is accessed only with volatile or atomic
+// operations, so it can be sent to and shared with other threads.
+unsafe impl Send for Mmap {}
+// SAFETY: as above; `&Mmap` gives no reference to non-atomic data.
+unsafe impl Sync for Mmap {}
+
+impl Mmap {
+    /// Maps `len` bytes of private, zeroed, anonymous memory.
+    pub fn anonymous(len: usize) -> SysResult<Mmap> {
+        // SAFETY: a new mapping at an address the kernel picks overlaps no Rust object.
+        let ptr = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )?
+        };
+        Self::from_raw(ptr, len)
+    }
+
+    /// Maps `len` bytes of `fd` from offset 0, shared and read-write.
+    pub fn shared(fd: BorrowedFd<'_>, len: usize) -> SysResult<Mmap> {
+        // SAFETY: as above; the file (a vCPU or a TCE table) supports shared mappings.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd.as_fd(),
+                0,
+            )?
+        };
+        Self::from_raw(ptr, len)
+    }
+
+    fn from_raw(ptr: *mut c_void, len: usize) -> SysResult<Mmap> {
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(Errno::NOMEM)?;
+        Ok(Mmap { ptr, len })
+    }
+
+    /// The mapping's length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The mapping's address in this process.
+    pub fn addr(&self) -> u64 {
+        self.ptr.as_ptr() as u64
+    }
+
+    /// Whether `[off, off + n)` lies inside the mapping.
+    fn contains(&self, off: u64, n: usize) -> bool {
+        off.checked_add(n as u64)
+            .is_some_and(|end| end <= self.len as u64)
+    }
+
+    /// Copies bytes from offset `off` into `out`; `false` (and nothing copied) past the end.
+    pub fn read(&self, off: u64, out: &mut [u8]) -> bool {
+        if !self.contains(off, out.len()) {
+            return false;
+        }
+        for (i, b) in out.iter_mut().enumerate() {
+            // SAFETY: `off + i` is inside the mapping (checked above), which lives as long as
+            // `self`; a volatile byte read is valid on memory others may write.
+            *b = unsafe { self.ptr.as_ptr().add(off as usize + i).read_volatile() };
+        }
+        true
+    }
+
+    /// Copies `data` to offset `off`; `false` (and nothing copied) past the end.
+    pub fn write(&self, off: u64, data: &[u8]) -> bool {
+        if !self.contains(off, data.len()) {
+            return false;
+        }
+        for (i, &b) in data.iter().enumerate() {
+            // SAFETY: as in `read`; the mapping is writable.
+            unsafe { self.ptr.as_ptr().add(off as usize + i).write_volatile(b) };
+        }
+        true
+    }
+
+    /// Reads the naturally aligned u64 at offset `off` in host order; `None` if it is outside
+    /// the mapping or not aligned.
+    pub fn read_u64(&self, off: u64) -> Option<u64> {
+        if off % 8 != 0 || !self.contains(off, 8) {
+            return None;
+        }
+        // SAFETY: inside the mapping and 8-byte aligned (the mapping is page-aligned).
+        Some(unsafe {
+            self.ptr
+                .as_ptr()
+                .add(off as usize)
+                .cast::<u64>()
+                .read_volatile()
+        })
+    }
+
+    /// Writes the naturally aligned u64 at offset `off` in host order; `false` if it is outside
+    /// the mapping or not aligned.
+    pub fn write_u64(&self, off: u64, value: u64) -> bool {
+        if off % 8 != 0 || !self.contains(off, 8) {
+            return false;
+        }
+        // SAFETY: as in `read_u64`; the mapping is writable.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .add(off as usize)
+                .cast::<u64>()
+                .write_volatile(value)
+        };
+        true
+    }
+
+    /// Reads the naturally aligned u32 at offset `off`; `None` if outside or not aligned.
+    pub fn read_u32(&self, off: u64) -> Option<u32> {
+        if off % 4 != 0 || !self.contains(off, 4) {
+            return None;
+        }
+        // SAFETY: inside the mapping and 4-byte aligned.
+        Some(unsafe {
+            self.ptr
+                .as_ptr()
+                .add(off as usize)
+                .cast::<u32>()
+                .read_volatile()
+        })
+    }
+
+    /// The 64-bit word `index` (at byte offset `8 * index`) for atomic access; `None` past the
+    /// end. Used for TCE tables, which the kernel and the guest's hypercalls update too.
+    pub fn word(&self, index: u64) -> Option<&AtomicU64> {
+        let off = index.checked_mul(8)?;
+        if !self.contains(off, 8) {
+            return None;
+        }
+        // SAFETY: the word is inside the mapping, 8-byte aligned (the mapping is page-aligned)
+        // and lives as long as `self`; every bit pattern is a valid u64, and all accesses to
+        // table words go through atomics.
+        Some(unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(off as usize).cast::<u64>()) })
+    }
+}
+
+impl Drop for Mmap {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` are what mmap returned and was given; no reference into the
+        // mapping outlives `self` (they all borrow it).
+        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// A sealed-size anonymous file of `len` bytes, standing in for a kernel table in tests.
+#[cfg(test)]
+pub fn memfd(len: u64) -> SysResult<OwnedFd> {
+    let fd = rustix::fs::memfd_create("tce-vmm-test", rustix::fs::MemfdFlags::CLOEXEC)?;
+    rustix::fs::ftruncate(&fd, len)?;
+    Ok(fd)
+}
