@@ -4,17 +4,17 @@
 # Builds tce_accel.ko against a cached test kernel (scripts/kernel-build.sh NAME), with its
 # objects in the cache (MO=), so that builds for several kernels do not mix:
 #
-#   scripts/module-build.sh x86_64|ppc64le|x86_64-kasan [extra make arguments, e.g. CLIPPY=1]
+#   scripts/module-build.sh x86_64|ppc64le|x86_64-kasan|ppc64le-debug [extra make arguments, e.g. CLIPPY=1]
 #
 # Prints the path of the module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-name=${1:?usage: module-build.sh x86_64|ppc64le|x86_64-kasan [make args]}
+name=${1:?usage: module-build.sh x86_64|ppc64le|x86_64-kasan|ppc64le-debug [make args]}
 shift
 case "$name" in
 x86_64 | x86_64-kasan) arch=x86_64 cross= ;;
-ppc64le) arch=powerpc cross=powerpc64le-linux-gnu- ;;
+ppc64le | ppc64le-debug) arch=powerpc cross=powerpc64le-linux-gnu- ;;
 *) echo "module-build.sh: unknown kernel '$name'" >&2; exit 2 ;;
 esac
 
