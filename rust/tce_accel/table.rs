@@ -66,6 +66,32 @@ kernel::sync::global_lock! {
     pub(crate) unsafe(uninit) static REGISTRY: Mutex<KVec<Entry>> = KVec::new();
 }
 
+/// The module's hold on [`REGISTRY`]: initialises it, and frees its memory when the module is
+/// unloaded (a static is never dropped, so the vector's buffer would leak otherwise).
+pub(crate) struct Registry(());
+
+impl Registry {
+    /// Initialises the registry.
+    ///
+    /// # Safety
+    ///
+    /// Must be called once, when the module loads, before any table can be created.
+    pub(crate) unsafe fn init() -> Self {
+        // SAFETY: By the function's safety requirements this is the one initialisation.
+        unsafe { REGISTRY.init() };
+        Self(())
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        // Every table holds a reference to the module, so none is left; a hypercall may still
+        // look the registry up until the hooks are gone, and finds it empty.
+        let old = core::mem::replace(&mut *REGISTRY.lock(), KVec::new());
+        drop(old);
+    }
+}
+
 /// A guest-view table of one VM.
 pub(crate) struct Table {
     window: Window<KHost>,

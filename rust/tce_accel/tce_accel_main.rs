@@ -51,18 +51,20 @@ module! {
 #[pin_data]
 struct TceAccelModule {
     // Fields drop in order: the device goes first, then the hooks (which waits for running
-    // hypercalls).
+    // hypercalls), then the registry's memory.
     #[pin]
     _misc: MiscDeviceRegistration<TceAccelDevice>,
     _hooks: hooks::Hooks,
+    _registry: table::Registry,
 }
 
 impl kernel::InPlaceModule for TceAccelModule {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         // SAFETY: Called once, when the module loads, before any table can be created.
-        unsafe { table::REGISTRY.init() };
+        let registry = unsafe { table::Registry::init() };
         let options = MiscDeviceOptions { name: c"tce_accel" };
         try_pin_init!(Self {
+            _registry: registry,
             _hooks: hooks::Hooks::register()?,
             _misc <- MiscDeviceRegistration::register(options),
         })
