@@ -4,30 +4,43 @@
 # The kernel half of `make check`: for each test kernel, build it (cached), build tce_accel.ko
 # against it with clippy, build the test init, boot QEMU (TCG) with an initramfs that loads the
 # module and runs the user-space tests (tce-init's own, the tce_shim library's kernel-backend
-# tests and, on ppc64le, the sample VMM's end-to-end guest run and benchmark), and check the KTAP
+# tests and, on ppc64le, the sample VMM's end-to-end guest run and benchmark, and the module
+# unloaded and loaded again while a guest's hypercalls go through KVM's hook), and check the KTAP
 # of every suite with kunit.py parse.
 #
-#   scripts/kernel-check.sh [x86_64] [ppc64le] [x86_64-kasan]   (default: all three)
+# ppc64le-debug is the hostile run: the ppc64le tests on a kernel with sleep-in-atomic checks,
+# kmemleak, SLUB debugging (slub_debug=FZPU: poisoning and red zones on every cache) and list
+# debugging (scripts/kconfig/debug.config), without the benchmark (tce.bench=0). tce-init's
+# kmemleak test scans for leaks after the module is unloaded.
+#
+#   scripts/kernel-check.sh [x86_64] [ppc64le] [ppc64le-debug] [x86_64-kasan]
+#                                                           (default: all four, in this order)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[kernel-check] %s\n' "$*" >&2; }
 
 kernels=("$@")
-[ ${#kernels[@]} -gt 0 ] || kernels=(x86_64 ppc64le x86_64-kasan)
+[ ${#kernels[@]} -gt 0 ] || kernels=(x86_64 ppc64le ppc64le-debug x86_64-kasan)
 
 # The module's KUnit suites and the user-space suite; each must report, and pass.
 export TCE_EXPECT_SUITES="tce_accel_engine tce_accel_table tce_accel_user"
 
 start=$(date +%s)
 passed=0
+times=()
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for k in "${kernels[@]}"; do
+	kstart=$(date +%s)
 	case "$k" in
 	x86_64 | x86_64-kasan) arch=x86_64 ;;
-	ppc64le) arch=ppc64le ;;
-	*) echo "kernel-check.sh: unknown kernel '$k'" >&2; exit 2 ;;
+	ppc64le | ppc64le-debug) arch=ppc64le ;;
+	*)
+		echo "kernel-check.sh: unknown kernel '$k'" >&2
+		echo "usage: kernel-check.sh [x86_64] [ppc64le] [ppc64le-debug] [x86_64-kasan]" >&2
+		exit 2
+		;;
 	esac
 	log "== $k: kernel"
 	build=$(scripts/kernel-build.sh "$k")
@@ -50,11 +63,17 @@ for k in "${kernels[@]}"; do
 	log "== $k: boot and test"
 	extra=()
 	[ "$k" = x86_64-kasan ] && extra=(--kasan)
-	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" \
+	# The debug kernel: SLUB poisoning and red zones on every cache, and no benchmark.
+	append=${TCE_APPEND:-}
+	[ "$k" = ppc64le-debug ] && append+=" slub_debug=FZPU tce.bench=0"
+	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" TCE_APPEND="$append" \
 		scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
 		2> >(tee "$tmp/qemu.log" >&2)
-	n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\)$/\2/p' "$tmp/qemu.log" | tail -n1)
+	n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\).*/\2/p' "$tmp/qemu.log" | tail -n1)
 	passed=$((passed + ${n:-0}))
+	times+=("$k $(($(date +%s) - kstart))s")
 done
+printf -v t '%s, ' "${times[@]}"
+log "time per kernel (kernel, module, boot and test): ${t%, }"
 log "all kernels passed in $(($(date +%s) - start))s"
 echo "kernel tests: $passed passed, 0 failed"

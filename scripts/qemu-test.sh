@@ -20,8 +20,9 @@
 # tce.timeout=60); TCE_SHIM_TESTS (the tce_shim kernel-backend test binary, run by tce-init's
 # shim_kernel_backend test); TCE_DDW (the tce-ddw tool, whose benchmark tce-init's ddw_bench
 # runs on the module); TCE_VMM (the sample VMM samples/tce_vmm, built for ppc64le: tce-init's
-# guest_e2e runs `tce-vmm check` and guest_bench `tce-vmm bench` inside the emulated POWER host;
-# both are skipped when it is not given, and always on x86_64); TCE_SHUTDOWN (poweroff or
+# guest_e2e runs `tce-vmm check`, guest_bench `tce-vmm bench` and unload_during_hypercalls
+# `tce-vmm hammer` inside the emulated POWER host; all three are skipped when it is not given,
+# and always on x86_64); TCE_SHUTDOWN (poweroff or
 # reboot: how tce-init ends the VM; default reboot on x86_64, whose test kernel cannot power
 # off (no usable ACPI), poweroff on ppc64le);
 # TCE_KERNEL_SRC (kernel tree with kunit.py, default from

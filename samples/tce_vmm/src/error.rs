@@ -160,6 +160,10 @@ pub enum Error {
     #[error("cannot find the timebase frequency (a \"timebase\" line) in /proc/cpuinfo")]
     Timebase,
 
+    /// A DDW call was asked of a VM made without the DDW shim.
+    #[error("this VM has no DDW shim (it was made without /dev/tce_accel)")]
+    NoShim,
+
     /// A vCPU thread died.
     #[error("vCPU thread {vcpu} panicked")]
     VcpuPanic {

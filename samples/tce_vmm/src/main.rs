@@ -8,6 +8,8 @@
 //! knows. It answers every TCE hypercall that exits to it with the project's engine
 //! ([`hcall`] states the two rules), and checks every result against tce-sim's simulated
 //! machine (`check`) or measures per-call latency from the guest's timebase (`bench`).
+//! `hammer` keeps vCPUs issuing calls, with `/dev/tce_accel` closed, while a test unloads the
+//! module.
 
 #![deny(missing_docs)]
 // `unsafe` lives in `sys` (every system call), plus the one call in `kvm` that hands guest RAM
@@ -18,6 +20,7 @@ mod bench;
 mod check;
 mod error;
 mod guest;
+mod hammer;
 mod hcall;
 mod kvm;
 mod memory;
@@ -97,6 +100,23 @@ enum Command {
         #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..=50000))]
         calls: u64,
     },
+    /// Keep vCPUs issuing TCE hypercalls for a while, on a LIOBN no table has and on a window
+    /// of KVM's own, with /dev/tce_accel closed: for unloading the module while they run.
+    ///
+    /// Each vCPU repeats H_PUT_TCE, H_GET_TCE and H_STUFF_TCE on both LIOBNs until the time is
+    /// up. With tce_accel loaded, KVM asks its hook about the unowned LIOBN, the module
+    /// declines, and the VMM answers H_PARAMETER; KVM answers the calls on its own table in the
+    /// kernel. Every answer is checked: H_PARAMETER for the unowned LIOBN, H_SUCCESS (and the
+    /// entry just stored or cleared for H_GET_TCE) and no exit to the VMM for KVM's table. A
+    /// line `tce-vmm: hammer: running: ...` says when every vCPU has started.
+    Hammer {
+        /// How long the vCPUs keep issuing calls.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        seconds: u64,
+        /// vCPUs issuing calls (1 to 8).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=8))]
+        vcpus: u64,
+    },
 }
 
 /// Parses the command line; a usage error is printed as `tce-vmm: <reason>` with status 2.
@@ -143,6 +163,10 @@ fn main() -> ExitCode {
             hammer_calls,
         }),
         Command::Bench { calls } => bench::run(calls as usize),
+        Command::Hammer { seconds, vcpus } => hammer::run(&hammer::Options {
+            vcpus: vcpus as usize,
+            duration: Duration::from_secs(seconds),
+        }),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -137,7 +137,8 @@ pub struct Vmm {
     // the VM before its RAM (`Vm` holds a reference to the RAM too).
     /// The VM's windows.
     pub paths: Paths,
-    shim: Mutex<Shim<KernelTables>>,
+    /// The DDW shim; `None` in a VM made by [`Vmm::without_shim`].
+    shim: Option<Mutex<Shim<KernelTables>>>,
     vm: Vm,
     _kvm: Kvm,
     /// Guest RAM.
@@ -148,6 +149,17 @@ impl Vmm {
     /// Creates the VM: guest RAM with the payload, the in-kernel TCE hypercalls enabled, and a
     /// PHB whose default window is a `tce_accel` table.
     pub fn new() -> Result<Vmm> {
+        Self::create(true)
+    }
+
+    /// Creates the VM as [`Vmm::new`] does, but without the DDW shim: it never opens
+    /// `/dev/tce_accel`, so it holds no reference to the module, which can then be unloaded
+    /// and loaded again while the guest runs. The guest's `H_RTAS` calls get `H_PARAMETER`.
+    pub fn without_shim() -> Result<Vmm> {
+        Self::create(false)
+    }
+
+    fn create(with_shim: bool) -> Result<Vmm> {
         if PAYLOAD.is_empty() {
             return Err(Error::NoPayload);
         }
@@ -174,23 +186,33 @@ impl Vmm {
         )?;
         vm.enable_hcall(H_PUT_TCE_INDIRECT, "H_PUT_TCE_INDIRECT")?;
         vm.enable_hcall(H_STUFF_TCE, "H_STUFF_TCE")?;
-        progress::step("opening /dev/tce_accel and adding the PHB".into());
-        let tables = KernelTables::open(vm.dup_fd()?)?;
-        let shim = Shim::with_phbs(tables, &[PhbDesc::simulator_default(BUID, LIOBN_BASE)])?;
+        let shim = if with_shim {
+            progress::step("opening /dev/tce_accel and adding the PHB".into());
+            let tables = KernelTables::open(vm.dup_fd()?)?;
+            let phbs = [PhbDesc::simulator_default(BUID, LIOBN_BASE)];
+            Some(Mutex::new(Shim::with_phbs(tables, &phbs)?))
+        } else {
+            None
+        };
         let page_shift = sys::page_size().trailing_zeros();
         let vmm = Vmm {
             paths: Paths::new(page_shift),
-            shim: Mutex::new(shim),
+            shim,
             vm,
             _kvm: kvm,
             ram,
         };
-        vmm.sync_accel_paths(&vmm.shim())?;
+        if let Some(shim) = vmm.shim() {
+            vmm.sync_accel_paths(&shim)?;
+        }
         Ok(vmm)
     }
 
-    fn shim(&self) -> MutexGuard<'_, Shim<KernelTables>> {
-        self.shim.lock().unwrap_or_else(|e| e.into_inner())
+    /// The DDW shim, locked; `None` in a VM without one.
+    fn shim(&self) -> Option<MutexGuard<'_, Shim<KernelTables>>> {
+        self.shim
+            .as_ref()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Creates vCPU `id`.
@@ -238,7 +260,9 @@ impl Vmm {
             return H_PARAMETER;
         }
         progress::trace(|| format!("RTAS {}: {nargs} args, {nret} rets", call.name()));
-        let mut shim = self.shim();
+        let Some(mut shim) = self.shim() else {
+            return H_PARAMETER;
+        };
         let status = match shim.call_buffer(call, &mut frame) {
             Ok(s) => s,
             Err(e) => {
@@ -271,7 +295,7 @@ impl Vmm {
     /// Removes window `liobn` from the VMM's own thread with `ibm,remove-pe-dma-window`, as
     /// the guest would: the shim removes the table, and the paths forget it.
     pub fn remove_window(&self, liobn: u64) -> Result<()> {
-        let mut shim = self.shim();
+        let mut shim = self.shim().ok_or(Error::NoShim)?;
         let mut rets = [0u32; 1];
         let status = shim.call(RtasCall::Remove, &[liobn as u32], &mut rets);
         let detail = shim
@@ -346,12 +370,17 @@ impl Vmm {
             user: USER_LIOBN,
             params,
         };
-        let kvm_params = windows.params(PathKind::Kvm);
-        let fd = self.vm.create_spapr_tce_64(&kvm_params)?;
-        let table = MappedTable::new(Owner::Kvm(fd), kvm_params)?;
-        self.paths.add_kernel(PathKind::Kvm, table)?;
+        self.add_kvm_window(windows.params(PathKind::Kvm))?;
         self.paths.add_user(windows.params(PathKind::User))?;
         Ok(windows)
+    }
+
+    /// Adds a window backed by one of KVM's own tables (`KVM_CREATE_SPAPR_TCE_64`), mapped
+    /// by the VMM; KVM answers its hypercalls in the kernel.
+    pub fn add_kvm_window(&self, params: WindowParams) -> Result<()> {
+        let fd = self.vm.create_spapr_tce_64(&params)?;
+        let table = MappedTable::new(Owner::Kvm(fd), params)?;
+        self.paths.add_kernel(PathKind::Kvm, table)
     }
 
     /// Runs `job` on `vcpu` (in job area `area`) from the payload's entry until the guest says

@@ -2,10 +2,10 @@
 
 //! The test cases of the `tce_accel_user` suite, run against `/dev/tce_accel`.
 //!
-//! Test 1 (`load_module`) and the last test (`unload`) run in PID 1. The others run in order in
-//! one forked runner process, so that a fault in a mapping or a panic kills only the runner;
-//! the runner reports through [`Tx`] and PID 1 prints. Later tests use what earlier ones made
-//! (the device, the VM, the table) and are skipped when it is missing.
+//! Test 1 (`load_module`) and the last two (`unload`, `kmemleak`) run in PID 1. The others run
+//! in order in one forked runner process, so that a fault in a mapping or a panic kills only the
+//! runner; the runner reports through [`Tx`] and PID 1 prints. Later tests use what earlier ones
+//! made (the device, the VM, the table) and are skipped when it is missing.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 17] = [
+pub const NAMES: [&str; 19] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -38,7 +38,9 @@ pub const NAMES: [&str; 17] = [
     "guest_bench",
     "unload_refused_while_open",
     "close_releases",
+    "unload_during_hypercalls",
     "unload",
+    "kmemleak",
 ];
 
 /// Index of `load_module`, run by PID 1 before the runner starts.
@@ -46,9 +48,11 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 15;
+pub const LAST_RUNNER: usize = 16;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 16;
+pub const UNLOAD: usize = 17;
+/// Index of `kmemleak`, run by PID 1 after `unload`.
+pub const KMEMLEAK: usize = 18;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -272,6 +276,7 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             13 => guest_bench(st, &mut cx),
             14 => unload_refused_while_open(st, &mut cx),
             15 => close_releases(st, &mut cx),
+            16 => unload_during_hypercalls(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -1088,9 +1093,12 @@ fn guest_e2e(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
 /// `guest_bench`: `tce-vmm bench`: per-call latency of the four TCE hypercalls on the three
 /// paths, from the guest's timebase; the table, the ratios and the JSON line (after
 /// `TCE_VMM_JSON `) land in the log. Passes if every call succeeded.
-fn guest_bench(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+fn guest_bench(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     if let Some(why) = vmm_unavailable() {
         return Err(Stop::Skip(why));
+    }
+    if !st.cfg.bench {
+        return Err(Stop::Skip("tce.bench=0 on the kernel command line".into()));
     }
     let (ok, lines) = run_vmm(cx, &["bench"])?;
     let summary = last_with(&lines, "tce-vmm bench: ");
@@ -1143,6 +1151,240 @@ fn close_releases(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     Ok(())
 }
 
+/// KUnit's suite filter for the suites run when a module loads; writable at run time.
+const KUNIT_FILTER: &str = "/sys/module/kunit/parameters/filter_glob";
+
+/// A suite filter that matches no suite.
+const NO_SUITE: &str = "tce_init_reload_runs_no_suite";
+
+/// How long `tce-vmm hammer` runs, in seconds.
+const HAMMER_SECONDS: &str = "5";
+
+/// The least number of unload and load cycles while the VMM runs.
+const MIN_CYCLES: usize = 10;
+
+/// The most cycles: the test keeps cycling while the VMM runs, up to this many.
+const MAX_CYCLES: usize = 100;
+
+/// The line of `tce-vmm hammer` that says every vCPU is issuing hypercalls.
+const HAMMER_RUNNING: &str = "tce-vmm: hammer: running: ";
+
+/// Kernel log messages that fail a test that reads the log itself.
+fn kernel_problem(msg: &str) -> bool {
+    [
+        "WARNING:",
+        "BUG:",
+        "Oops",
+        "Kernel panic",
+        "Call Trace",
+        "kmemleak:",
+    ]
+    .iter()
+    .any(|p| msg.contains(p))
+}
+
+/// `unload_during_hypercalls`: while `tce-vmm hammer` keeps two vCPUs issuing TCE hypercalls
+/// (on a LIOBN no table has, each of which goes through KVM's hook into the module's lookup,
+/// and on a KVM table), the module is unloaded and loaded again, at least [`MIN_CYCLES`] times.
+/// Every hypercall must get its right answer, the module must be loaded at the end, and the
+/// kernel must log no warning. The module's own KUnit suites, which ran at the first load, are
+/// filtered out for the reloads, so that they print nothing inside this suite.
+fn unload_during_hypercalls(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if let Some(why) = vmm_unavailable() {
+        return Err(Stop::Skip(why));
+    }
+    if !st.module_loaded {
+        return Err(needs("load_module"));
+    }
+    // Nothing of this process may hold the module: close the table and the device.
+    st.table = None;
+    st.dev = None;
+    let module = sys::open_ro(&st.cfg.module).or_fail(|| format!("open {}", st.cfg.module))?;
+    let old_filter = std::fs::read_to_string(KUNIT_FILTER).map_err(|e| {
+        Stop::Skip(format!(
+            "cannot read {KUNIT_FILTER} ({}): the module's KUnit suites would run at every reload",
+            describe(&e)
+        ))
+    })?;
+    std::fs::write(KUNIT_FILTER, NO_SUITE).or_fail(|| format!("write {KUNIT_FILTER}"))?;
+    let r = reload_while_hammered(st, cx, module.as_fd());
+    // An unset filter reads "(null)" and means every suite.
+    let old = match old_filter.trim() {
+        "(null)" => "*.*",
+        f => f,
+    };
+    if let Err(e) = std::fs::write(KUNIT_FILTER, old) {
+        cx.fail(format!("restore {KUNIT_FILTER} to {old}: {}", describe(&e)));
+    }
+    r
+}
+
+/// The milliseconds of `d`.
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The body of `unload_during_hypercalls`: starts the VMM, cycles the module, checks.
+fn reload_while_hammered(st: &State, cx: &mut Ctx<'_>, module: BorrowedFd<'_>) -> Result<(), Stop> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let name = st.cfg.name.as_str();
+    let mut kmsg = sys::Kmsg::open_at_end().or_fail(|| "open /dev/kmsg".into())?;
+    let mut child = Command::new(VMM)
+        .args(["hammer", "--seconds", HAMMER_SECONDS])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Stop::Fail(format!("cannot run {VMM}: {}", describe(&e))))?;
+    // The VMM's lines come through a channel, so that the cycles run while it prints.
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        if let Some(out) = stdout {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut e) = stderr {
+            let _ = std::io::Read::read_to_string(&mut e, &mut text);
+        }
+        text
+    });
+    let mut lines = Vec::new();
+    let running = loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                vmm_diag(cx, &line);
+                let running = line.starts_with(HAMMER_RUNNING);
+                lines.push(line);
+                if running {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+
+    let mut unloads = Vec::new();
+    let mut loads = Vec::new();
+    let mut during = 0;
+    let mut error = None;
+    if running {
+        let mut vmm_running = true;
+        while unloads.len() < MAX_CYCLES {
+            vmm_running = vmm_running && matches!(child.try_wait(), Ok(None));
+            if !vmm_running && unloads.len() >= MIN_CYCLES {
+                break;
+            }
+            let cycle = unloads.len() + 1;
+            let t = Instant::now();
+            if let Err(e) = sys::delete_module(name, libc::O_NONBLOCK) {
+                error = Some(format!(
+                    "cycle {cycle}: delete_module(\"{name}\", O_NONBLOCK): {}",
+                    describe(&e)
+                ));
+                break;
+            }
+            unloads.push(t.elapsed());
+            let t = Instant::now();
+            if let Err(e) = sys::finit_module(module, &st.cfg.params, 0) {
+                error = Some(format!(
+                    "cycle {cycle}: finit_module({}, \"{}\"): {}",
+                    st.cfg.module,
+                    st.cfg.params,
+                    describe(&e)
+                ));
+                break;
+            }
+            loads.push(t.elapsed());
+            during += usize::from(vmm_running);
+        }
+    } else {
+        cx.fail(format!(
+            "{VMM} hammer did not say that its vCPUs were running (no \"{}\" line)",
+            HAMMER_RUNNING.trim_end()
+        ));
+        let _ = child.kill();
+    }
+    for line in rx {
+        vmm_diag(cx, &line);
+        lines.push(line);
+    }
+    let _ = reader.join();
+    let status = child
+        .wait()
+        .map_err(|e| Stop::Fail(format!("waiting for {VMM}: {}", describe(&e))))?;
+    for line in errors.join().unwrap_or_default().lines() {
+        vmm_diag(cx, line);
+    }
+
+    let stats = |v: &[Duration]| {
+        let min = v.iter().min().copied().unwrap_or_default();
+        let max = v.iter().max().copied().unwrap_or_default();
+        format!("{:.1} to {:.1} ms", ms(min), ms(max))
+    };
+    cx.diag(&format!(
+        "{} unload and load cycles, {during} of them begun while the VMM ran: delete_module {}, \
+         finit_module {}",
+        loads.len(),
+        stats(&unloads),
+        stats(&loads)
+    ));
+    if let Some(e) = error {
+        cx.fail(e);
+    }
+    if running && during < MIN_CYCLES {
+        cx.fail(format!(
+            "only {during} cycles while the VMM ran, want at least {MIN_CYCLES}"
+        ));
+    }
+    match last_with(&lines, "tce-vmm hammer: ") {
+        Some(s) if status.success() && s.starts_with("tce-vmm hammer: PASS") => {}
+        Some(s) => cx.fail(format!("{s} ({status})")),
+        None => cx.fail(format!(
+            "{} ({status})",
+            last_with(&lines, "tce-vmm: error: ").unwrap_or("tce-vmm hammer printed no summary")
+        )),
+    }
+    let initstate = format!("/sys/module/{name}/initstate");
+    let state = std::fs::read_to_string(&initstate).unwrap_or_default();
+    cx.check(state.trim() == "live", || {
+        format!(
+            "the module is not loaded at the end ({initstate}: {:?})",
+            state.trim()
+        )
+    });
+    cx.check(std::fs::symlink_metadata(DEVICE).is_ok(), || {
+        format!("{DEVICE} is missing after the last load")
+    });
+    let problems: Vec<String> = kmsg
+        .new_kernel_messages()
+        .into_iter()
+        .filter(|m| kernel_problem(m))
+        .collect();
+    for p in problems.iter().take(20) {
+        cx.diag(&format!("kernel: {p}"));
+    }
+    if let Some(first) = problems.first() {
+        cx.fail(format!(
+            "the kernel logged {} problem lines, the first: {first}",
+            problems.len()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1151,9 +1393,11 @@ mod tests {
     fn indices_match_names() {
         assert_eq!(NAMES[LOAD], "load_module");
         assert_eq!(NAMES[FIRST_RUNNER], "open_device");
-        assert_eq!(NAMES[LAST_RUNNER], "close_releases");
+        assert_eq!(NAMES[LAST_RUNNER], "unload_during_hypercalls");
         assert_eq!(NAMES[UNLOAD], "unload");
-        assert_eq!(UNLOAD, NAMES.len() - 1);
+        assert_eq!(NAMES[KMEMLEAK], "kmemleak");
+        assert_eq!(UNLOAD, LAST_RUNNER + 1);
+        assert_eq!(KMEMLEAK, NAMES.len() - 1);
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //!   killed (default 120);
 //! - `tce.shutdown=poweroff|reboot`: how the machine is ended (default `poweroff`; `reboot`
 //!   ends QEMU under `-no-reboot` too, and works where the kernel cannot power off, such as
-//!   x86 without usable ACPI).
+//!   x86 without usable ACPI);
+//! - `tce.bench=0|1`: whether `guest_bench` runs the sample VMM's benchmark (default 1; 0 skips
+//!   it, for the debug kernel, whose figures would mean nothing).
 
 /// What tce-init does, after the kernel command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub struct Config {
     pub timeout_secs: u64,
     /// Whether to end with a restart instead of a power-off.
     pub reboot: bool,
+    /// Whether `guest_bench` runs.
+    pub bench: bool,
 }
 
 /// The default module path.
@@ -44,6 +48,7 @@ impl Default for Config {
             vm_type: 0,
             timeout_secs: 120,
             reboot: false,
+            bench: true,
         }
     }
 }
@@ -87,6 +92,8 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             "timeout" => number(&mut cfg.timeout_secs),
             "shutdown" if value == "poweroff" => cfg.reboot = false,
             "shutdown" if value == "reboot" => cfg.reboot = true,
+            "bench" if value == "0" => cfg.bench = false,
+            "bench" if value == "1" => cfg.bench = true,
             _ => warnings.push(format!("{word}: unknown or empty, ignored")),
         }
     }
@@ -112,7 +119,7 @@ mod tests {
     fn every_word() {
         let (cfg, warnings) = parse(
             "console=hvc0 tce.module=/lib/tce-accel-test.ko tce.params=dyndbg=+pf \
-             tce.vm_type=0x1 tce.timeout=30 tce.shutdown=reboot",
+             tce.vm_type=0x1 tce.timeout=30 tce.shutdown=reboot tce.bench=0",
         );
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(cfg.module, "/lib/tce-accel-test.ko");
@@ -121,6 +128,7 @@ mod tests {
         assert_eq!(cfg.vm_type, 1);
         assert_eq!(cfg.timeout_secs, 30);
         assert!(cfg.reboot);
+        assert!(!cfg.bench);
     }
 
     #[test]
@@ -134,10 +142,12 @@ mod tests {
 
     #[test]
     fn bad_words_warn_and_keep_defaults() {
-        let (cfg, warnings) =
-            parse("tce.timeout=soon tce.vm_type= tce.bogus=1 tce.module= tce.shutdown=halt");
+        let (cfg, warnings) = parse(
+            "tce.timeout=soon tce.vm_type= tce.bogus=1 tce.module= tce.shutdown=halt \
+                   tce.bench=no",
+        );
         assert_eq!(cfg, Config::default());
-        assert_eq!(warnings.len(), 5, "{warnings:?}");
+        assert_eq!(warnings.len(), 6, "{warnings:?}");
         assert!(warnings[0].starts_with("tce.timeout=soon"));
     }
 

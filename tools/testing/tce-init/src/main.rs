@@ -12,6 +12,7 @@
 mod cases;
 mod cmdline;
 mod ioctl;
+mod kmemleak;
 mod ktap;
 mod sys;
 mod uapi;
@@ -20,7 +21,7 @@ use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use cases::{State, Tx, FIRST_RUNNER, LAST_RUNNER, NAMES, SUITE, UNLOAD};
+use cases::{State, Tx, FIRST_RUNNER, KMEMLEAK, LAST_RUNNER, NAMES, SUITE, UNLOAD};
 use cmdline::Config;
 use ktap::{emit, Msg, Outcome, Stats, Status};
 
@@ -302,16 +303,21 @@ fn main() {
     }
     note(&format!(
         "module {} (name {}, params \"{}\"), KVM_CREATE_VM type {}, timeout {} s, page size {}, \
-         then {}",
+         benchmark {}, then {}",
         cfg.module,
         cfg.name,
         cfg.params,
         cfg.vm_type,
         cfg.timeout_secs,
         sys::page_size(),
+        if cfg.bench { "on" } else { "off" },
         if cfg.reboot { "reboot" } else { "power off" }
     ));
     let start = Instant::now();
+    // Leaks older than the module must not be blamed on it.
+    if let Some(msg) = kmemleak::prepare() {
+        note(&msg);
+    }
 
     // The module's KUnit suites print while it loads: before this suite's header.
     let (load, diags) = cases::load_module(&cfg);
@@ -335,6 +341,12 @@ fn main() {
         emit(&d);
     }
     suite.report(UNLOAD, &unload, Stats::default());
+    // Leaks of the module show once it is gone: after the unload.
+    let (leaks, diags) = kmemleak::check(NAMES[KMEMLEAK]);
+    for d in diags {
+        emit(&d);
+    }
+    suite.report(KMEMLEAK, &leaks, Stats::default());
     suite.finish();
     note(&format!(
         "done in {} ms; {}",

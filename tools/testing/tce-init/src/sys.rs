@@ -536,17 +536,39 @@ impl Kmsg {
 
     /// The messages of the records written since the last call (or since opening).
     pub fn new_messages(&mut self) -> Vec<String> {
+        self.new_records().into_iter().map(|(_, msg)| msg).collect()
+    }
+
+    /// The messages of the kernel's own records written since the last call (or since
+    /// opening), leaving out those that user space wrote to `/dev/kmsg`, such as the suite's
+    /// lines.
+    pub fn new_kernel_messages(&mut self) -> Vec<String> {
+        self.new_records()
+            .into_iter()
+            .filter(|&(prio, _)| prio >> 3 == 0)
+            .map(|(_, msg)| msg)
+            .collect()
+    }
+
+    /// The records written since the last call, as (priority with facility, message).
+    fn new_records(&mut self) -> Vec<(u32, String)> {
         use std::io::Read;
         let mut out = Vec::new();
         let mut buf = [0u8; 2048];
-        // Each read returns one record, "prefix;message\n"; EAGAIN when none is left.
+        // Each read returns one record, "prio,seq,time,flags;message\n"; EAGAIN when none
+        // is left. The facility is prio >> 3: 0 for the kernel, 1 (user) for writers.
         while let Ok(n) = self.0.read(&mut buf) {
             if n == 0 {
                 break;
             }
             let rec = String::from_utf8_lossy(&buf[..n]);
-            if let Some((_, msg)) = rec.split_once(';') {
-                out.push(msg.lines().next().unwrap_or_default().to_string());
+            if let Some((prefix, msg)) = rec.split_once(';') {
+                let prio = prefix
+                    .split(',')
+                    .next()
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(0);
+                out.push((prio, msg.lines().next().unwrap_or_default().to_string()));
             }
         }
         out
