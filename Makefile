@@ -2,8 +2,8 @@
 #
 # tce-accel: the TCE hypercall fast path in Rust.
 #
-#   make demo    the main job: builds, replays a demo trace on the simulated host and
-#                prints the engine's measured hot-path costs
+#   make demo    the main job: a guest's TCE hypercalls on the emulated POWER host, three
+#                paths timed side by side; then a trace replay and the engine benchmark
 #   make check   the test suite (what CI runs)
 #   make bench   the engine benchmark only
 #   make fuzz    the differential fuzz target (FUZZ_SECONDS, default 60)
@@ -65,7 +65,7 @@ check: lint build kernel-check
 	@$(MAKE) --no-print-directory test
 
 kernel-check:
-	@echo "[kernel-check] kernels, tce_accel.ko and QEMU runs (x86-64, ppc64le, x86-64 KASAN)"
+	@echo "[kernel-check] kernels, tce_accel.ko and QEMU runs (x86-64, ppc64le, ppc64le-debug, x86-64 KASAN)"
 	@scripts/kernel-check.sh
 
 demo: build
