@@ -13,7 +13,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 echo "== [1/3] the fast path live on the emulated POWER host (first run builds the ppc64le kernel: ~10 min)"
 build=$(scripts/kernel-build.sh ppc64le)
-ko=$(scripts/module-build.sh ppc64le)
+echo "   building tce_accel.ko (log: $build/module-build.log)"
+ko=$(scripts/module-build.sh ppc64le 2>"$build/module-build.log") ||
+	{ cat "$build/module-build.log" >&2; exit 1; }
 init=$(scripts/build-init.sh ppc64le)
 shim=$(scripts/build-vm-binary.sh ppc64le shim-tests)
 ddw=$(scripts/build-vm-binary.sh ppc64le tce-ddw)
@@ -28,7 +30,7 @@ TCE_EXPECT_SUITES="tce_accel_engine tce_accel_table tce_accel_user" TCE_INIT="$i
 grep -E '^\[qemu-test' "$out" || cat "$out"
 log="$build/tce-test-ppc64le.log"
 echo "   the guest's end-to-end check:"
-sed -n 's/^\[[^]]*\] *# guest_e2e: /   /p' "$log" | grep -v ' trace: ' | tail -n 5
+sed -n 's/^\[[^]]*\] *# guest_e2e: /   /p' "$log" | grep -E 'tce-vmm check: |hammer: window' || true
 echo
 target/release/tce-latency "$build/tce-vmm-bench-ppc64le.json" --json Documentation/tce-latency.json \
 	--svg Documentation/tce-latency.svg | sed 's/^/   /' || status=1
