@@ -44,6 +44,7 @@ mod ffi {
         pub(super) fn tce_glue_page_phys(page: PagePtr) -> u64;
         pub(super) fn tce_glue_hooks_register() -> c_int;
         pub(super) fn tce_glue_hooks_unregister();
+        pub(super) fn tce_glue_hooks_synchronize();
         pub(super) fn tce_glue_vcpu_vm(vcpu: *mut c_void) -> *mut c_void;
         pub(super) fn tce_glue_vcpu_set_gpr(vcpu: *mut c_void, reg: c_uint, value: u64);
         pub(super) fn tce_glue_memslots_lock(vm: *mut c_void) -> c_int;
@@ -235,6 +236,12 @@ pub(crate) fn hooks_register() -> Result {
 pub(crate) fn hooks_unregister() {
     // SAFETY: Called once, by `hooks::Hooks::drop`, after a successful `hooks_register()`.
     unsafe { ffi::tce_glue_hooks_unregister() };
+}
+
+/// Waits until no hypercall runs in the handlers (a no-op where there are none).
+pub(crate) fn hooks_synchronize() {
+    // SAFETY: Always safe to call from process context, which every caller is in.
+    unsafe { ffi::tce_glue_hooks_synchronize() };
 }
 
 /// The vCPU making a hypercall.

@@ -6,7 +6,8 @@
 //! has no table for. A handler finds the table of (VM, LIOBN) in [`table::lookup`], takes a
 //! reference to it, and runs the engine's hypercall on it with the guest's memory slots as
 //! [`GuestMemory`]. A LIOBN without a table here gets `H_TOO_HARD`, exactly what KVM answered
-//! before the hooks existed, so the call exits to the VMM.
+//! before the hooks existed, so the call exits to the VMM. The lookup takes no lock and no
+//! reference: see the RCU rules in `table.rs`.
 //!
 //! # Context
 //!
@@ -14,7 +15,7 @@
 //! pages and read the guest's `H_PUT_TCE_INDIRECT` list from the VMM's mapping of guest RAM.
 //! KVM protects them with SRCU against [`Hooks`] going away, so unloading the module waits for
 //! every hypercall still in here. A table whose file is closed during a hypercall lives on
-//! until the hypercall drops its reference.
+//! until the hypercall has returned: closing waits for it (`kvmppc_tce_hooks_synchronize()`).
 
 use core::ffi::{
     c_long,
@@ -48,6 +49,7 @@ use crate::glue::{
 use crate::host::KHost;
 use crate::table::{
     self,
+    InHook,
     Table, //
 };
 
@@ -140,10 +142,13 @@ impl GuestMemory for NoGuest {
 
 /// Runs `f` on the table of (`vcpu`'s VM, `liobn`) and turns its result into a status.
 fn with_table(vcpu: &VcpuRef, liobn: c_ulong, f: impl FnOnce(&Table) -> HcallResult) -> c_long {
-    let Some(table) = table::lookup(vcpu.vm_id(), liobn) else {
+    // SAFETY: Only the handlers below call this, and KVM calls them inside the hooks' SRCU
+    // read-side section; the value is dropped before the handler returns.
+    let in_hook = unsafe { InHook::new() };
+    let Some(table) = table::lookup(&in_hook, vcpu.vm_id(), liobn) else {
         return HcallError::TooHard.code() as c_long;
     };
-    match f(&table) {
+    match f(table) {
         Ok(()) => 0,
         Err(e) => e.code() as c_long,
     }

@@ -7,19 +7,20 @@
 //! # Lifetime
 //!
 //! A table is created by `TCE_ACCEL_CREATE_TABLE` as an `Arc<Table>`. Its file holds one
-//! reference (as `private_data`, from [`Arc::into_raw`]) and [`REGISTRY`] another; a hypercall
-//! holds a third while it runs. Closing the file ([`tce_accel_table_release`]) removes the
-//! table from the registry, so no new hypercall finds it, and drops the file's reference; the
-//! table is freed when the last running hypercall drops its own. The file's operations hold a
-//! reference to this module (`.owner`), so the module cannot be unloaded while a table exists.
-//! A table holds a reference to its VM, and the VM cannot go away under it.
+//! reference (as `private_data`, from [`Arc::into_raw`]) and [`REGISTRY`] another. Closing the
+//! file ([`tce_accel_table_release`]) unpublishes the table, waits until no hypercall can still
+//! be using it, and drops both references. The file's operations hold a reference to this
+//! module (`.owner`), so the module cannot be unloaded while a table exists. A table holds a
+//! reference to its VM, and the VM cannot go away under it.
 //!
-//! # Locking
+//! # Locking and RCU
 //!
-//! [`REGISTRY`] (a mutex) protects the list of tables by (VM, LIOBN). Hypercalls take it just
-//! long enough to find their table and take a reference; create and release take it to add and
-//! remove one. No other lock is held while it is taken. The table's own memory is shared
-//! lock-free through the engine's set-once slots and atomic words.
+//! [`REGISTRY`] (a mutex) protects the list of tables by (VM, LIOBN) and serialises every change
+//! to [`PUBLISHED`]; only create and release take it. Hypercalls take no lock and no reference:
+//! they read [`PUBLISHED`], an array of table pointers, inside the SRCU read-side section in
+//! which KVM runs every hook handler (`patches/0003`). A writer unpublishes a table or an old
+//! array first, then calls `kvmppc_tce_hooks_synchronize()`, and only then frees it. The
+//! table's own memory is shared lock-free through the engine's set-once slots and atomic words.
 
 use core::ffi::{
     c_int,
@@ -27,6 +28,12 @@ use core::ffi::{
     c_uint,
     c_ulong,
     c_void, //
+};
+
+use core::ptr;
+use core::sync::atomic::{
+    AtomicPtr,
+    Ordering, //
 };
 
 use kernel::{
@@ -66,8 +73,84 @@ kernel::sync::global_lock! {
     pub(crate) unsafe(uninit) static REGISTRY: Mutex<KVec<Entry>> = KVec::new();
 }
 
-/// The module's hold on [`REGISTRY`]: initialises it, and frees its memory when the module is
-/// unloaded (a static is never dropped, so the vector's buffer would leak otherwise).
+/// The tables as hypercalls see them: pointers to the registered tables, null where free.
+struct Published {
+    slots: KVec<AtomicPtr<Table>>,
+}
+
+/// The published array, or null before the first table. Replaced (to grow it) and written
+/// under [`REGISTRY`]; read by hypercalls without a lock, see the module documentation.
+static PUBLISHED: AtomicPtr<Published> = AtomicPtr::new(ptr::null_mut());
+
+/// Slots of the first published array; it doubles when full.
+const PUBLISHED_MIN: usize = 16;
+
+/// Proof that the code holding it runs in a TCE hook handler, inside the SRCU read-side section
+/// that `kvmppc_tce_hooks_synchronize()` waits for.
+pub(crate) struct InHook(());
+
+impl InHook {
+    /// Asserts that the caller runs in a hook handler.
+    ///
+    /// # Safety
+    ///
+    /// The caller must be a hook handler called by KVM (`patches/0003`), and the value must
+    /// not outlive the call.
+    pub(crate) unsafe fn new() -> Self {
+        Self(())
+    }
+}
+
+/// Makes `table` visible to hypercalls. The caller holds [`REGISTRY`]'s lock, which serialises
+/// every writer of [`PUBLISHED`].
+fn publish(table: &Arc<Table>) -> Result {
+    let new = Arc::as_ptr(table).cast_mut();
+    let cur = PUBLISHED.load(Ordering::Acquire);
+    // SAFETY: Arrays are freed only by writers, which the caller's lock excludes.
+    let cur = unsafe { cur.as_ref() };
+    if let Some(free) =
+        cur.and_then(|c| c.slots.iter().find(|s| s.load(Ordering::Relaxed).is_null()))
+    {
+        free.store(new, Ordering::Release);
+        return Ok(());
+    }
+    // Full: publish a copy twice the size, then free the old array once no hypercall reads it.
+    let len = cur.map_or(PUBLISHED_MIN, |c| c.slots.len() * 2);
+    let mut slots = KVec::with_capacity(len, GFP_KERNEL)?;
+    for s in cur.map_or(&[][..], |c| &c.slots[..]) {
+        slots.push(AtomicPtr::new(s.load(Ordering::Relaxed)), GFP_KERNEL)?;
+    }
+    slots.push(AtomicPtr::new(new), GFP_KERNEL)?;
+    while slots.len() < len {
+        slots.push(AtomicPtr::new(ptr::null_mut()), GFP_KERNEL)?;
+    }
+    let grown = KBox::into_raw(KBox::new(Published { slots }, GFP_KERNEL)?);
+    let old = PUBLISHED.swap(grown, Ordering::AcqRel);
+    if !old.is_null() {
+        glue::hooks_synchronize();
+        // SAFETY: `old` came from `KBox::into_raw` here, is no longer published, and no
+        // hypercall can still read it after the synchronisation.
+        drop(unsafe { KBox::from_raw(old) });
+    }
+    Ok(())
+}
+
+/// Hides `table` from new hypercalls. The caller holds [`REGISTRY`]'s lock and must call
+/// `glue::hooks_synchronize()` before the table may be freed.
+fn unpublish(table: &Arc<Table>) {
+    let target = Arc::as_ptr(table).cast_mut();
+    // SAFETY: Arrays are freed only by writers, which the caller's lock excludes.
+    if let Some(cur) = unsafe { PUBLISHED.load(Ordering::Acquire).as_ref() } {
+        for s in cur.slots.iter() {
+            // Failure means the slot holds another table.
+            let _ =
+                s.compare_exchange(target, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The module's hold on [`REGISTRY`]: initialises it, and frees its memory and the published
+/// array when the module is unloaded (a static is never dropped, so they would leak otherwise).
 pub(crate) struct Registry(());
 
 impl Registry {
@@ -89,12 +172,20 @@ impl Drop for Registry {
         // look the registry up until the hooks are gone, and finds it empty.
         let old = core::mem::replace(&mut *REGISTRY.lock(), KVec::new());
         drop(old);
+        let published = PUBLISHED.swap(ptr::null_mut(), Ordering::AcqRel);
+        if !published.is_null() {
+            // SAFETY: The hooks were unregistered before (the module's fields drop in that
+            // order), which waited for every hypercall; `published` came from `KBox::into_raw`.
+            drop(unsafe { KBox::from_raw(published) });
+        }
     }
 }
 
 /// A guest-view table of one VM.
 pub(crate) struct Table {
     window: Window<KHost>,
+    /// The VM's identity, for the hypercalls' lookup.
+    vm_id: usize,
     /// Keeps the VM alive as long as its table.
     _vm: VmRef,
 }
@@ -106,18 +197,27 @@ impl Table {
     }
 }
 
-/// The table of (`vm`, `liobn`), with a reference for the caller, if there is one.
-pub(crate) fn lookup(vm: usize, liobn: u64) -> Option<Arc<Table>> {
-    REGISTRY
-        .lock()
-        .iter()
-        .find(|e| e.vm == vm && e.liobn == liobn)
-        .map(|e| e.table.clone())
+/// The table of (`vm`, `liobn`), if there is one, for as long as the hook handler runs.
+pub(crate) fn lookup(_in_hook: &InHook, vm: usize, liobn: u64) -> Option<&Table> {
+    // SAFETY: An array, and a table once published, is freed only after it was unpublished
+    // and `kvmppc_tce_hooks_synchronize()` returned, which waits for this handler (`InHook`).
+    let published = unsafe { PUBLISHED.load(Ordering::Acquire).as_ref() }?;
+    published.slots.iter().find_map(|s| {
+        // SAFETY: As above; a published pointer came from `Arc::as_ptr` of a live table.
+        let t = unsafe { s.load(Ordering::Acquire).as_ref() }?;
+        (t.vm_id == vm && t.window.liobn() == liobn).then_some(t)
+    })
 }
 
-/// Removes `table` from the registry; hypercalls no longer find it.
+/// Removes `table` from the registry and waits until no hypercall can still be using it; the
+/// caller's reference keeps it alive until then.
 fn unregister(table: &Arc<Table>) {
-    REGISTRY.lock().retain(|e| !Arc::ptr_eq(&e.table, table));
+    {
+        let mut reg = REGISTRY.lock();
+        unpublish(table);
+        reg.retain(|e| !Arc::ptr_eq(&e.table, table));
+    }
+    glue::hooks_synchronize();
 }
 
 /// Creates a table for `req`: validates every field, charges the locked memory, and registers
@@ -154,7 +254,14 @@ pub(crate) fn create(req: &CreateTable) -> Result<Arc<Table>> {
         }
     })?;
     let (vm_id, liobn) = (vm.id(), params.liobn);
-    let table = Arc::new(Table { window, _vm: vm }, GFP_KERNEL)?;
+    let table = Arc::new(
+        Table {
+            window,
+            vm_id,
+            _vm: vm,
+        },
+        GFP_KERNEL,
+    )?;
     let mut reg = REGISTRY.lock();
     if reg.iter().any(|e| e.vm == vm_id && e.liobn == liobn) {
         pr_debug!(
@@ -163,14 +270,20 @@ pub(crate) fn create(req: &CreateTable) -> Result<Arc<Table>> {
         );
         return Err(EBUSY);
     }
-    reg.push(
-        Entry {
-            vm: vm_id,
-            liobn,
-            table: table.clone(),
-        },
-        GFP_KERNEL,
-    )?;
+    // Room first, so that the entry can be added once the table is visible to hypercalls.
+    reg.reserve(1, GFP_KERNEL)?;
+    publish(&table)?;
+    let entry = Entry {
+        vm: vm_id,
+        liobn,
+        table: table.clone(),
+    };
+    if let Err(e) = reg.push(entry, GFP_KERNEL) {
+        unpublish(&table);
+        drop(reg);
+        glue::hooks_synchronize();
+        return Err(e.into());
+    }
     Ok(table)
 }
 

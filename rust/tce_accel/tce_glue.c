@@ -165,6 +165,11 @@ void tce_glue_hooks_unregister(void)
 	kvmppc_tce_hooks_unregister(&tce_glue_hooks);
 }
 
+void tce_glue_hooks_synchronize(void)
+{
+	kvmppc_tce_hooks_synchronize();
+}
+
 void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value)
 {
 	kvmppc_set_gpr(vcpu, reg, value);
@@ -176,6 +181,10 @@ int tce_glue_hooks_register(void)
 }
 
 void tce_glue_hooks_unregister(void)
+{
+}
+
+void tce_glue_hooks_synchronize(void)
 {
 }
 

@@ -25,6 +25,7 @@ void *tce_glue_page_address(struct page *page);
 u64 tce_glue_page_phys(struct page *page);
 int tce_glue_hooks_register(void);
 void tce_glue_hooks_unregister(void);
+void tce_glue_hooks_synchronize(void);
 void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu);
 void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value);
 int tce_glue_memslots_lock(void *vm);
