@@ -123,6 +123,9 @@ impl DmaMemory for NoDma {
     fn mapped_dec(&self, _region: ()) {}
 }
 
+/// `H_PUT_TCE_INDIRECT` lists up to this long are read into a buffer on the stack (256 bytes).
+const INDIRECT_ON_STACK: usize = 32;
+
 /// The attached hardware tables of a window: none yet.
 type NoTables<'a> = core::iter::Empty<&'a HwTable<KHost>>;
 
@@ -210,11 +213,17 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
             guest: &guest,
             dma: &NoDma,
         };
-        // 4 KiB is too much for the kernel stack; a list buffer per call costs one kmalloc.
-        let mut buf =
-            KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL).map_err(|_| HcallError::TooHard)?;
-        let buf: &mut [u64; INDIRECT_MAX] =
-            (&mut buf[..]).try_into().map_err(|_| HcallError::TooHard)?;
+        // A short list fits on the stack; a whole one (4 KiB) is too much for it and costs one
+        // kmalloc. The engine checks npages against INDIRECT_MAX before it uses the buffer.
+        let mut small = [0u64; INDIRECT_ON_STACK];
+        let mut large;
+        let buf = if npages <= INDIRECT_ON_STACK as u64 {
+            &mut small[..]
+        } else {
+            large =
+                KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL).map_err(|_| HcallError::TooHard)?;
+            &mut large[..]
+        };
         vm.put_tce_indirect(target(t), ioba, tce_list, npages, buf)
     })
 }

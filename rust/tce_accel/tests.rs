@@ -228,21 +228,21 @@ mod engine_tests {
         };
         let mut buf = KBox::new([0u64; 512], GFP_KERNEL)?;
         assert_eq!(
-            vm.put_tce_indirect(target(&w), 0, LIST_GPA, 4, &mut buf),
+            vm.put_tce_indirect(target(&w), 0, LIST_GPA, 4, &mut buf[..]),
             Ok(())
         );
         assert_eq!(get_tce(Some(&w), 0), Ok(0x3003));
         assert_eq!(get_tce(Some(&w), 0x3000), Ok(0x5002));
         assert_eq!(
-            vm.put_tce_indirect(target(&w), 0, LIST_GPA, 5, &mut buf),
+            vm.put_tce_indirect(target(&w), 0, LIST_GPA, 5, &mut buf[..]),
             Err(HcallError::TooHard)
         );
         assert_eq!(
-            vm.put_tce_indirect(target(&w), 0, LIST_GPA + 8, 1, &mut buf),
+            vm.put_tce_indirect(target(&w), 0, LIST_GPA + 8, 1, &mut buf[..]),
             Err(HcallError::Parameter)
         );
         assert_eq!(
-            vm.put_tce_indirect(target(&w), 0, LIST_GPA, 513, &mut buf),
+            vm.put_tce_indirect(target(&w), 0, LIST_GPA, 513, &mut buf[..]),
             Err(HcallError::Parameter)
         );
         Ok(())

@@ -332,14 +332,16 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
     }
 
     /// Checks an `H_PUT_TCE_INDIRECT`: reads the guest's list of `npages` big-endian entries at
-    /// `tce_list` into `buf`, validates every entry, and reserves the guest-view pages.
+    /// `tce_list` into `buf`, validates every entry, and reserves the guest-view pages. `buf`
+    /// needs room for `npages` entries (`INDIRECT_MAX` is always enough); a shorter one is
+    /// `H_TOO_HARD`, after the checks that give `H_PARAMETER`.
     pub fn prepare_indirect<'a, 'b, 't, H, T, I>(
         &self,
         target: Option<Target<'a, H, I>>,
         ioba: u64,
         tce_list: u64,
         npages: u64,
-        buf: &'b mut [u64; INDIRECT_MAX],
+        buf: &'b mut [u64],
     ) -> HcallResult<PreparedIndirect<'a, 'b, H, I>>
     where
         H: Host,
@@ -359,7 +361,7 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
             .ok_or(HcallError::Parameter)?;
         self.guest.gpa_to_ua(tce_list).ok_or(HcallError::TooHard)?;
         // npages <= INDIRECT_MAX was checked above.
-        let list = &mut buf[..npages as usize];
+        let list = buf.get_mut(..npages as usize).ok_or(HcallError::TooHard)?;
         self.guest
             .read_be64(tce_list, list)
             .map_err(|_| HcallError::TooHard)?;
@@ -429,7 +431,7 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         ioba: u64,
         tce_list: u64,
         npages: u64,
-        buf: &mut [u64; INDIRECT_MAX],
+        buf: &mut [u64],
     ) -> HcallResult
     where
         H: Host,

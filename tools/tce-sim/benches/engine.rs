@@ -284,7 +284,7 @@ impl Workload for Indirect {
                 black_box(0),
                 black_box(LIST_GPA),
                 INDIRECT_MAX as u64,
-                &mut self.buf,
+                &mut self.buf[..],
             )
             .is_ok()
     }

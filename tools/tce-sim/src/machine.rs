@@ -262,9 +262,9 @@ impl Machine {
     /// `H_PUT_TCE_INDIRECT`.
     pub fn indirect(&mut self, liobn: u64, ioba: u64, tce_list: u64, npages: u64) -> HcallResult {
         let mut list = std::mem::replace(&mut self.list, Box::new([0; INDIRECT_MAX]));
-        let r = self
-            .vm()
-            .put_tce_indirect(self.target(liobn), ioba, tce_list, npages, &mut list);
+        let r =
+            self.vm()
+                .put_tce_indirect(self.target(liobn), ioba, tce_list, npages, &mut list[..]);
         self.list = list;
         r
     }
