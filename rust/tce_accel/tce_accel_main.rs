@@ -15,12 +15,13 @@
 //!
 //! # Lock order
 //!
-//! 1. `table::REGISTRY` (mutex): table create and release, and each hypercall's lookup of its
-//!    table; released before the hypercall touches the table.
+//! 1. `table::REGISTRY` (mutex): table create and release only. Release waits for an SRCU
+//!    grace period of the hooks (`kvmppc_tce_hooks_synchronize()`) after dropping it.
 //! 2. A hardware table's leaf spinlock (`host::KLock`): one entry and its mirror.
 //!
-//! Faults and table reads and writes take no lock: pages are installed with compare-and-swap
-//! and words are atomic. KVM's SRCU read side (around each hook call) is outside all of these.
+//! Hypercalls take no lock to find their table: they read an array of table pointers inside
+//! the SRCU read-side section KVM runs every hook in (see `table`). Faults and table reads and
+//! writes take no lock either: pages are installed with compare-and-swap and words are atomic.
 
 use kernel::{
     fs::File,
