@@ -3,11 +3,11 @@
 //! The TCE hypercalls of the tables this module owns, answered inside KVM.
 //!
 //! KVM calls these handlers through `struct kvmppc_tce_hooks` (`patches/0003`) for a LIOBN it
-//! has no table for. A handler finds the table of (VM, LIOBN) in [`table::lookup`], takes a
-//! reference to it, and runs the engine's hypercall on it with the guest's memory slots as
-//! [`GuestMemory`]. A LIOBN without a table here gets `H_TOO_HARD`, exactly what KVM answered
-//! before the hooks existed, so the call exits to the VMM. The lookup takes no lock and no
-//! reference: see the RCU rules in `table.rs`.
+//! has no table for. A handler finds the table of (VM, LIOBN) in [`table::lookup`], without a
+//! lock or a reference (see the RCU rules in `table.rs`), and runs the engine's hypercall on it
+//! with the guest's memory slots as [`GuestMemory`]. A LIOBN without a table here gets
+//! `H_TOO_HARD`, exactly what KVM answered before the hooks existed, so the call exits to the
+//! VMM.
 //!
 //! # Context
 //!

@@ -168,8 +168,8 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        // Every table holds a reference to the module, so none is left; a hypercall may still
-        // look the registry up until the hooks are gone, and finds it empty.
+        // Every table holds a reference to the module, so none is left, and the hooks are gone
+        // (the module's fields drop in that order): nothing reads the registry any more.
         let old = core::mem::replace(&mut *REGISTRY.lock(), KVec::new());
         drop(old);
         let published = PUBLISHED.swap(ptr::null_mut(), Ordering::AcqRel);
