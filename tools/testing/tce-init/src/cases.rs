@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 19] = [
+pub const NAMES: [&str; 20] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -36,6 +36,7 @@ pub const NAMES: [&str; 19] = [
     "ddw_bench",
     "guest_e2e",
     "guest_bench",
+    "many_tables",
     "unload_refused_while_open",
     "close_releases",
     "unload_during_hypercalls",
@@ -48,11 +49,11 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 16;
+pub const LAST_RUNNER: usize = 17;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 17;
+pub const UNLOAD: usize = 18;
 /// Index of `kmemleak`, run by PID 1 after `unload`.
-pub const KMEMLEAK: usize = 18;
+pub const KMEMLEAK: usize = 19;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -274,9 +275,10 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             11 => ddw_bench(st, &mut cx),
             12 => guest_e2e(st, &mut cx),
             13 => guest_bench(st, &mut cx),
-            14 => unload_refused_while_open(st, &mut cx),
-            15 => close_releases(st, &mut cx),
-            16 => unload_during_hypercalls(st, &mut cx),
+            14 => many_tables(st, &mut cx),
+            15 => unload_refused_while_open(st, &mut cx),
+            16 => close_releases(st, &mut cx),
+            17 => unload_during_hypercalls(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -1138,6 +1140,62 @@ fn unload_refused_while_open(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Sto
             }
         }
     }
+}
+
+/// How many tables `many_tables` keeps open at once: more than twice the 16 places of the
+/// module's first array of tables for hypercalls, so that the array grows twice and the old
+/// arrays are freed after the hooks' grace period.
+const MANY_TABLES: u64 = 40;
+
+/// The window of table `i` of `many_tables`: LIOBN 0x1000 + i, 16 entries of 4 KiB.
+fn many_window(i: u64) -> Window {
+    Window {
+        liobn: 0x1000 + i,
+        page_shift: 12,
+        flags: 0,
+        offset: 0,
+        size: 16,
+    }
+}
+
+/// `many_tables`: [`MANY_TABLES`] tables of one VM exist at once, each with its own window; a
+/// second table for one of their LIOBNs is busy; every other one closed and created again
+/// takes a freed place; once all are closed, VmLck is back where it was.
+fn many_tables(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let (dev, vm) = (st.dev()?, st.vm()?);
+    let before = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let create = |i: u64| {
+        let req = CreateTable::new(vm.as_raw_fd(), many_window(i));
+        sys::create_table(dev, &req)
+            .or_fail(|| format!("TCE_ACCEL_CREATE_TABLE for LIOBN {:#x}", 0x1000 + i))
+    };
+    let mut tables = Vec::new();
+    for i in 0..MANY_TABLES {
+        tables.push(Some(create(i)?));
+    }
+    let dup = sys::create_table(dev, &CreateTable::new(vm.as_raw_fd(), many_window(7)));
+    cx.check(
+        matches!(&dup, Err(e) if e.raw_os_error() == Some(libc::EBUSY)),
+        || format!("a second table for LIOBN 0x1007: {dup:?}, want EBUSY"),
+    );
+    for t in tables.iter_mut().step_by(2) {
+        *t = None;
+    }
+    for i in (0..MANY_TABLES).step_by(2) {
+        tables[i as usize] = Some(create(i)?);
+    }
+    for (i, t) in (0u64..).zip(tables.iter().flatten()) {
+        let info = sys::table_info(t.as_fd()).or_fail(|| format!("TCE_ACCEL_TABLE_INFO {i}"))?;
+        cx.check_eq(&format!("window of table {i}"), info.window, many_window(i));
+    }
+    drop(tables);
+    let after = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    cx.check_eq("VmLck (kB) after closing every table", after, before);
+    cx.diag(&format!(
+        "{MANY_TABLES} tables open at once, every other one closed and created again, all \
+         closed: VmLck {before} kB -> {after} kB"
+    ));
+    Ok(())
 }
 
 /// `close_releases`: once the last table is closed, VmLck is what it was before the first
