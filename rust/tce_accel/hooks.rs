@@ -103,7 +103,7 @@ impl GuestMemory for SlotMemory<'_> {
 }
 
 /// Preregistered memory: none yet. With no hardware table attached the engine never asks.
-struct NoDma;
+pub(crate) struct NoDma;
 
 impl DmaMemory for NoDma {
     type Region = ();

@@ -13,7 +13,6 @@ use kernel::prelude::*;
 
 use crate::engine::env::{
     AllocError,
-    DmaMemory,
     GuestFault,
     GuestMemory,
     Host,
@@ -30,6 +29,7 @@ use crate::engine::window::{
     Window,
     WindowParams, //
 };
+use crate::hooks::NoDma;
 use crate::host::KHost;
 
 /// Guest RAM of the fake guest: `[0, RAM)`, mapped by the fake VMM at `UA_BASE`.
@@ -56,27 +56,6 @@ impl GuestMemory for FakeGuest {
         }
         Ok(())
     }
-}
-
-/// No preregistered memory: the hardware path is unavailable.
-struct NoDma;
-
-impl DmaMemory for NoDma {
-    type Region = ();
-
-    fn lookup(&self, _ua: u64, _size: u64) -> Option<()> {
-        None
-    }
-
-    fn ua_to_hpa(&self, _region: (), _ua: u64, _page_shift: u32) -> Option<u64> {
-        None
-    }
-
-    fn mapped_inc(&self, _region: ()) -> bool {
-        false
-    }
-
-    fn mapped_dec(&self, _region: ()) {}
 }
 
 /// Allocations a [`FailingHost`] may still make; negative for no limit.
