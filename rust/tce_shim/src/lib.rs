@@ -17,12 +17,14 @@
 //! only ([`SavedTable`], with a small versioned binary format), using the list of existing
 //! pages (`TCE_ACCEL_TABLE_PAGES`) so that pages the guest never used are never touched.
 //!
-//! All system calls, and all `unsafe` code, are in one private module; every error is an [`Error`].
+//! All system calls are in one private module, and all `unsafe` code in it and in [`ioctl`], the
+//! ioctl argument adapters that VMMs built on this crate share; every error is an [`Error`].
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
 mod error;
+pub mod ioctl;
 pub mod kernel;
 pub mod saved;
 mod shim;

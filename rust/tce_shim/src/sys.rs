@@ -1,19 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Every system call of the crate: the tce_accel and KVM ioctls, table mappings and pidfds.
 //!
-//! This is the only module with `unsafe` code. Each function returns the raw result; the
-//! callers turn failures into [`crate::Error`].
+//! With [`crate::ioctl`] (the argument adapters), this is the only module with `unsafe` code.
+//! Each function returns the raw result; the callers turn failures into [`crate::Error`].
 
 #![allow(unsafe_code)]
 
-use std::ffi::c_void;
 use std::os::fd::{
     AsFd,
     AsRawFd,
     BorrowedFd,
-    FromRawFd,
-    OwnedFd,
-    RawFd, //
+    OwnedFd, //
 };
 use std::ptr::NonNull;
 use std::sync::atomic::{
@@ -22,11 +19,6 @@ use std::sync::atomic::{
 };
 
 use rustix::io::Errno;
-use rustix::ioctl::{
-    Ioctl,
-    IoctlOutput,
-    Opcode, //
-};
 use rustix::mm::{
     MapFlags,
     ProtFlags, //
@@ -37,6 +29,12 @@ use rustix::process::{
     PidfdGetfdFlags, //
 };
 
+use crate::ioctl::{
+    int_ioctl,
+    owned_fd,
+    ptr_ioctl,
+    SysResult, //
+};
 use crate::uapi::{
     CreateTableArgs,
     RawWindow,
@@ -50,73 +48,6 @@ use crate::uapi::{
     TCE_ACCEL_TABLE_PAGES, //
 };
 
-/// A system call's result: the value or the errno.
-pub type SysResult<T> = Result<T, Errno>;
-
-/// An ioctl whose argument is a pointer to a `T` that the kernel may read and write.
-struct PtrIoctl<'a, T> {
-    opcode: Opcode,
-    arg: &'a mut T,
-}
-
-// SAFETY: `as_ptr` returns a pointer to a live, exclusively borrowed `T`, valid for reads and
-// writes of `size_of::<T>()` bytes for the whole call; the output is the ioctl's return value
-// and reads nothing through the pointer. Every constructor below pairs an opcode with the `T`
-// that the user API defines for it, so the kernel accesses exactly that object.
-unsafe impl<T> Ioctl for PtrIoctl<'_, T> {
-    type Output = IoctlOutput;
-
-    const IS_MUTATING: bool = true;
-
-    fn opcode(&self) -> Opcode {
-        self.opcode
-    }
-
-    fn as_ptr(&mut self) -> *mut c_void {
-        (self.arg as *mut T).cast()
-    }
-
-    unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<IoctlOutput> {
-        Ok(out)
-    }
-}
-
-/// An ioctl whose argument is an integer.
-struct IntIoctl {
-    opcode: Opcode,
-    value: usize,
-}
-
-// SAFETY: the argument is passed by value and is not a pointer; nothing in user space is read
-// or written by the kernel, and the output is the ioctl's return value.
-unsafe impl Ioctl for IntIoctl {
-    type Output = IoctlOutput;
-
-    const IS_MUTATING: bool = false;
-
-    fn opcode(&self) -> Opcode {
-        self.opcode
-    }
-
-    fn as_ptr(&mut self) -> *mut c_void {
-        std::ptr::without_provenance_mut(self.value)
-    }
-
-    unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<IoctlOutput> {
-        Ok(out)
-    }
-}
-
-/// Takes ownership of a file descriptor that an ioctl returned.
-fn owned_fd(raw: IoctlOutput) -> SysResult<OwnedFd> {
-    if raw < 0 {
-        return Err(Errno::INVAL);
-    }
-    // SAFETY: a successful ioctl that creates a file returns a new descriptor that nothing else
-    // in this process owns; it is closed exactly once, by the returned `OwnedFd`.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
-}
-
 /// `TCE_ACCEL_CREATE_TABLE` on `/dev/tce_accel`: returns the new table's file descriptor.
 pub fn create_table(
     dev: BorrowedFd<'_>,
@@ -128,26 +59,18 @@ pub fn create_table(
         vm_fd: vm.as_raw_fd(),
         window,
     };
-    let call = PtrIoctl {
-        opcode: TCE_ACCEL_CREATE_TABLE,
-        arg: &mut args,
-    };
     // SAFETY: TCE_ACCEL_CREATE_TABLE takes a `struct tce_accel_create_table`, which
-    // `CreateTableArgs` is (its layout is checked in `uapi`); `vm` stays open during the call.
-    let raw = unsafe { rustix::ioctl::ioctl(dev, call)? };
-    owned_fd(raw)
+    // `CreateTableArgs` is (its layout is checked in `uapi`); `vm` stays open during the call,
+    // and on success it returns a new table descriptor.
+    unsafe { owned_fd(ptr_ioctl(dev, TCE_ACCEL_CREATE_TABLE, &mut args)?) }
 }
 
 /// `TCE_ACCEL_TABLE_INFO` on a table file descriptor.
 pub fn table_info(table: BorrowedFd<'_>) -> SysResult<TableInfoArgs> {
     let mut info = TableInfoArgs::default();
-    let call = PtrIoctl {
-        opcode: TCE_ACCEL_TABLE_INFO,
-        arg: &mut info,
-    };
     // SAFETY: TCE_ACCEL_TABLE_INFO fills a `struct tce_accel_table_info`, which `TableInfoArgs`
     // is; every bit pattern is a valid `TableInfoArgs`.
-    unsafe { rustix::ioctl::ioctl(table, call)? };
+    unsafe { ptr_ioctl(table, TCE_ACCEL_TABLE_INFO, &mut info)? };
     Ok(info)
 }
 
@@ -161,14 +84,10 @@ pub fn table_pages(table: BorrowedFd<'_>, start: u64, out: &mut [u64]) -> SysRes
         count: out.len() as u64,
         pages: out.as_mut_ptr() as u64,
     };
-    let call = PtrIoctl {
-        opcode: TCE_ACCEL_TABLE_PAGES,
-        arg: &mut args,
-    };
     // SAFETY: TCE_ACCEL_TABLE_PAGES takes a `struct tce_accel_table_pages`, which
     // `TablePagesArgs` is, and writes at most `count` u64 values at `pages`: `out` is an
     // exclusively borrowed array of exactly `count` u64 values that lives across the call.
-    unsafe { rustix::ioctl::ioctl(table, call)? };
+    unsafe { ptr_ioctl(table, TCE_ACCEL_TABLE_PAGES, &mut args)? };
     // The kernel never stores more than it was given room for; a larger count is refused.
     usize::try_from(args.count)
         .ok()
@@ -178,14 +97,9 @@ pub fn table_pages(table: BorrowedFd<'_>, start: u64, out: &mut [u64]) -> SysRes
 
 /// `KVM_CREATE_VM` on `/dev/kvm`, with a machine type (0 is the architecture's default).
 pub fn kvm_create_vm(kvm: BorrowedFd<'_>, machine_type: u32) -> SysResult<OwnedFd> {
-    let call = IntIoctl {
-        opcode: KVM_CREATE_VM,
-        value: machine_type as usize,
-    };
     // SAFETY: KVM_CREATE_VM takes the machine type as an integer argument and returns a new VM
     // file descriptor; no user memory is involved.
-    let raw = unsafe { rustix::ioctl::ioctl(kvm, call)? };
-    owned_fd(raw)
+    unsafe { owned_fd(int_ioctl(kvm, KVM_CREATE_VM, machine_type as usize)?) }
 }
 
 /// `pidfd_open(pid, 0)`; `None` for a value that is not a process ID.

@@ -10,19 +10,12 @@ use std::ffi::c_void;
 use std::os::fd::{
     AsFd,
     BorrowedFd,
-    FromRawFd,
-    OwnedFd,
-    RawFd, //
+    OwnedFd, //
 };
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64;
 
 use rustix::io::Errno;
-use rustix::ioctl::{
-    Ioctl,
-    IoctlOutput,
-    Opcode, //
-};
 use rustix::mm::{
     MapFlags,
     ProtFlags, //
@@ -30,6 +23,13 @@ use rustix::mm::{
 use rustix::process::{
     Resource,
     Rlimit, //
+};
+use tce_shim::ioctl::{
+    self,
+    ptr_ioctl,
+    IoctlOutput,
+    Opcode,
+    SysResult, //
 };
 
 use crate::uapi::{
@@ -50,87 +50,18 @@ use crate::uapi::{
     KVM_SET_USER_MEMORY_REGION, //
 };
 
-/// A system call's result: the value or the errno.
-pub type SysResult<T> = Result<T, Errno>;
-
-/// An ioctl whose argument points to a `T` the kernel reads, writes or both.
-struct PtrIoctl<'a, T> {
-    opcode: Opcode,
-    arg: &'a mut T,
-}
-
-// SAFETY: `as_ptr` returns a pointer to a live, exclusively borrowed `T`, valid for reads and
-// writes of `size_of::<T>()` bytes for the whole call, and the output is the ioctl's return
-// value only. Each caller below pairs an opcode with the structure the KVM API defines for it.
-unsafe impl<T> Ioctl for PtrIoctl<'_, T> {
-    type Output = IoctlOutput;
-
-    const IS_MUTATING: bool = true;
-
-    fn opcode(&self) -> Opcode {
-        self.opcode
-    }
-
-    fn as_ptr(&mut self) -> *mut c_void {
-        (self.arg as *mut T).cast()
-    }
-
-    unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<IoctlOutput> {
-        Ok(out)
-    }
-}
-
-/// An ioctl whose argument is an integer passed by value.
-struct IntIoctl {
-    opcode: Opcode,
-    value: usize,
-}
-
-// SAFETY: the argument is a plain integer, not a pointer: the kernel reads or writes no user
-// memory through it, and the output is the ioctl's return value.
-unsafe impl Ioctl for IntIoctl {
-    type Output = IoctlOutput;
-
-    const IS_MUTATING: bool = false;
-
-    fn opcode(&self) -> Opcode {
-        self.opcode
-    }
-
-    fn as_ptr(&mut self) -> *mut c_void {
-        std::ptr::without_provenance_mut(self.value)
-    }
-
-    unsafe fn output_from_ptr(out: IoctlOutput, _: *mut c_void) -> rustix::io::Result<IoctlOutput> {
-        Ok(out)
-    }
-}
-
 /// Runs an ioctl with an integer argument.
 fn int_ioctl(fd: BorrowedFd<'_>, opcode: Opcode, value: usize) -> SysResult<IoctlOutput> {
-    // SAFETY: see `IntIoctl`; every opcode passed here takes an integer (or no) argument.
-    unsafe { rustix::ioctl::ioctl(fd, IntIoctl { opcode, value }) }
-}
-
-/// Runs an ioctl whose argument is a pointer to `arg`.
-///
-/// # Safety
-///
-/// `opcode` must be an ioctl whose argument is a pointer to a `T`, and the kernel must not
-/// keep the pointer past the call.
-unsafe fn ptr_ioctl<T>(fd: BorrowedFd<'_>, opcode: Opcode, arg: &mut T) -> SysResult<IoctlOutput> {
-    // SAFETY: the caller guarantees that `opcode` takes a pointer to a `T`.
-    unsafe { rustix::ioctl::ioctl(fd, PtrIoctl { opcode, arg }) }
+    // SAFETY: every opcode passed here (by this module's functions) takes an integer or no
+    // argument.
+    unsafe { ioctl::int_ioctl(fd, opcode, value) }
 }
 
 /// Takes ownership of a file descriptor that an ioctl created.
 fn owned_fd(raw: IoctlOutput) -> SysResult<OwnedFd> {
-    if raw < 0 {
-        return Err(Errno::INVAL);
-    }
-    // SAFETY: an ioctl that creates a file returns a new descriptor that nothing else in this
-    // process owns; the returned `OwnedFd` closes it exactly once.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
+    // SAFETY: this module passes only the results of ioctls that create a file (KVM_CREATE_VM,
+    // KVM_CREATE_VCPU, KVM_CREATE_SPAPR_TCE_64).
+    unsafe { ioctl::owned_fd(raw) }
 }
 
 /// `KVM_GET_API_VERSION` on `/dev/kvm`.
