@@ -244,14 +244,15 @@ pub(crate) fn hooks_synchronize() {
     unsafe { ffi::tce_glue_hooks_synchronize() };
 }
 
-/// The vCPU making a hypercall.
+/// The vCPU making a hypercall, and its VM.
 ///
 /// # Invariants
 ///
 /// `vcpu` points to a `struct kvm_vcpu` that lives, and whose thread is the current one, for as
-/// long as this value exists.
+/// long as this value exists; `vm` is its `struct kvm`.
 pub(crate) struct VcpuRef {
     vcpu: *mut c_void,
+    vm: *mut c_void,
 }
 
 impl VcpuRef {
@@ -262,14 +263,15 @@ impl VcpuRef {
     /// `vcpu` must be a live vCPU, running the current hypercall, and the value must not outlive
     /// that hypercall.
     pub(crate) unsafe fn new(vcpu: *mut c_void) -> Self {
-        // INVARIANT: guaranteed by the caller.
-        Self { vcpu }
+        // SAFETY: By the function's safety requirements `vcpu` is live.
+        let vm = unsafe { ffi::tce_glue_vcpu_vm(vcpu) };
+        // INVARIANT: `vcpu` is guaranteed by the caller, `vm` was just read from it.
+        Self { vcpu, vm }
     }
 
     /// The identity of the vCPU's VM, as [`VmRef::id`] gives it.
     pub(crate) fn vm_id(&self) -> usize {
-        // SAFETY: By the type invariant `vcpu` is live.
-        unsafe { ffi::tce_glue_vcpu_vm(self.vcpu) as usize }
+        self.vm as usize
     }
 
     /// Sets general-purpose register `reg` of the guest, the way a hypercall returns values.
@@ -281,13 +283,11 @@ impl VcpuRef {
     /// Holds the VM's memory slots stable for guest address translations, until the returned
     /// value is dropped.
     pub(crate) fn memslots(&self) -> MemSlots<'_> {
-        // SAFETY: By the type invariant `vcpu` is live.
-        let vm = unsafe { ffi::tce_glue_vcpu_vm(self.vcpu) };
-        // SAFETY: `vm` is the live VM of a live vCPU.
-        let idx = unsafe { ffi::tce_glue_memslots_lock(vm) };
+        // SAFETY: By the type invariant `vm` is the live VM of a live vCPU.
+        let idx = unsafe { ffi::tce_glue_memslots_lock(self.vm) };
         // INVARIANT: the read side was just entered, and the VM lives as long as `self`.
         MemSlots {
-            vm,
+            vm: self.vm,
             idx,
             _vcpu: core::marker::PhantomData,
         }

@@ -157,6 +157,17 @@ fn with_table(vcpu: &VcpuRef, liobn: c_ulong, f: impl FnOnce(&Table) -> HcallRes
     }
 }
 
+/// Runs `f` with the guest's memory, its slots held for the hypercall.
+fn with_guest<R>(vcpu: &VcpuRef, f: impl FnOnce(&Vm<'_, SlotMemory<'_>, NoDma>) -> R) -> R {
+    let guest = SlotMemory {
+        slots: vcpu.memslots(),
+    };
+    f(&Vm {
+        guest: &guest,
+        dma: &NoDma,
+    })
+}
+
 fn target(table: &Table) -> Option<Target<'_, KHost, NoTables<'_>>> {
     Some(Target {
         window: table.window(),
@@ -179,14 +190,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
     with_table(&vcpu, liobn, |t| {
-        let guest = SlotMemory {
-            slots: vcpu.memslots(),
-        };
-        let vm = Vm {
-            guest: &guest,
-            dma: &NoDma,
-        };
-        vm.put_tce(target(t), ioba, tce)
+        with_guest(&vcpu, |vm| vm.put_tce(target(t), ioba, tce))
     })
 }
 
@@ -206,25 +210,22 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
     with_table(&vcpu, liobn, |t| {
-        let guest = SlotMemory {
-            slots: vcpu.memslots(),
-        };
-        let vm = Vm {
-            guest: &guest,
-            dma: &NoDma,
-        };
         // A short list fits on the stack; a whole one (4 KiB) is too much for it and costs one
-        // kmalloc. The engine checks npages against INDIRECT_MAX before it uses the buffer.
+        // kmalloc. A list longer than INDIRECT_MAX gets H_PARAMETER before the buffer is used.
         let mut small = [0u64; INDIRECT_ON_STACK];
         let mut large;
         let buf = if npages <= INDIRECT_ON_STACK as u64 {
             &mut small[..]
-        } else {
+        } else if npages <= INDIRECT_MAX as u64 {
             large =
                 KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL).map_err(|_| HcallError::TooHard)?;
             &mut large[..]
+        } else {
+            &mut []
         };
-        vm.put_tce_indirect(target(t), ioba, tce_list, npages, buf)
+        with_guest(&vcpu, |vm| {
+            vm.put_tce_indirect(target(t), ioba, tce_list, npages, buf)
+        })
     })
 }
 

@@ -73,9 +73,9 @@ impl Kvm {
             memory_size: ram.size(),
             userspace_addr: ram.host_addr(),
         };
+        #[allow(unsafe_code)]
         // SAFETY: `region` names exactly the mapping of `ram`, which the VM keeps alive: the
         // returned `Vm` and every `Vcpu` hold a reference to it (see `Vm`'s invariant).
-        #[allow(unsafe_code)]
         let slot = unsafe { sys::set_user_memory_region(fd.as_fd(), &region) };
         slot.map_err(ioctl(
             "KVM_SET_USER_MEMORY_REGION",
