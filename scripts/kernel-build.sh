@@ -3,7 +3,7 @@
 #
 # Builds a Rust-enabled test kernel in the cache, reusing an earlier build:
 #
-#   scripts/kernel-build.sh x86_64|ppc64le|x86_64-kasan|ppc64le-vfio|ppc64le-debug
+#   scripts/kernel-build.sh x86_64|ppc64le|x86_64-kasan|ppc64le-debug
 #
 # The source is Debian's linux-source-7.3 (scripts/kernel-source.sh) with the project's
 # patches/ applied; the configuration is scripts/kconfig/common.config plus the
@@ -14,13 +14,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 
-name=${1:?usage: kernel-build.sh x86_64|ppc64le|x86_64-kasan|ppc64le-vfio|ppc64le-debug}
+name=${1:?usage: kernel-build.sh x86_64|ppc64le|x86_64-kasan|ppc64le-debug}
 case "$name" in
 x86_64) arch=x86_64 karch=x86_64 frags="x86_64" image=bzImage cross= ;;
 x86_64-kasan) arch=x86_64 karch=x86_64 frags="x86_64 kasan" image=bzImage cross= ;;
-ppc64le) arch=powerpc karch=powerpcle frags="ppc64le" image=vmlinux cross=powerpc64le-linux-gnu- ;;
-ppc64le-vfio) arch=powerpc karch=powerpcle frags="ppc64le vfio" image=vmlinux cross=powerpc64le-linux-gnu- ;;
-ppc64le-debug) arch=powerpc karch=powerpcle frags="ppc64le debug" image=vmlinux cross=powerpc64le-linux-gnu- ;;
+ppc64le) arch=powerpc karch=powerpcle frags="ppc64le vfio" image=vmlinux cross=powerpc64le-linux-gnu- ;;
+ppc64le-debug) arch=powerpc karch=powerpcle frags="ppc64le vfio debug" image=vmlinux cross=powerpc64le-linux-gnu- ;;
 *) echo "kernel-build.sh: unknown kernel '$name'" >&2; exit 2 ;;
 esac
 

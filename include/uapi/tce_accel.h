@@ -65,4 +65,54 @@ struct tce_accel_table_pages {
 #define TCE_ACCEL_TABLE_PAGES \
 	_IOWR(TCE_ACCEL_IOCTL_TYPE, 0x02, struct tce_accel_table_pages)
 
+/*
+ * TCE_ACCEL_ATTACH_GROUP, on a table file descriptor: attaches the hardware DMA window of a
+ * VFIO group (sPAPR TCE v2 IOMMU) to the table, so that the guest's TCE hypercalls on the
+ * table's LIOBN update that hardware table in the kernel too. The group must be in a VFIO
+ * container whose IOMMU is set (the group's DMA is owned by user space), and one of its
+ * windows (made with VFIO_IOMMU_SPAPR_TCE_CREATE) must match the table: hardware IOMMU page
+ * no larger than the table's, the same bus address, at least as many bytes. Guest memory the
+ * TCEs point to must be preregistered (VFIO_IOMMU_SPAPR_REGISTER_MEMORY) by the process that
+ * owns the VM, or the hypercall exits to the VMM (H_TOO_HARD).
+ *
+ * Errors: EBADF (group_fd not open), EINVAL (not a VFIO group file, bad argsz or flags, or no
+ * window of the group matches the table; the kernel log says why), ENODEV (the group has no
+ * sPAPR TCE table group), EPERM (the group's DMA is not owned by user space), EBUSY (the
+ * group, or its hardware table, is attached to a table already), ENOMEM.
+ *
+ * TCE_ACCEL_DETACH_GROUP: the reverse (ENOENT if not attached). The hardware entries the
+ * guest mapped stay mapped, as with KVM's own tables: removing the hardware window
+ * (VFIO_IOMMU_SPAPR_TCE_REMOVE) clears them. Closing the table detaches every group.
+ */
+struct tce_accel_group {
+	__u32 argsz;		/* sizeof(struct tce_accel_group) */
+	__u32 flags;		/* must be 0 */
+	__s32 group_fd;		/* a VFIO group file descriptor (/dev/vfio/N) */
+	__u32 pad;		/* must be 0 */
+};
+
+#define TCE_ACCEL_ATTACH_GROUP \
+	_IOW(TCE_ACCEL_IOCTL_TYPE, 0x03, struct tce_accel_group)
+#define TCE_ACCEL_DETACH_GROUP \
+	_IOW(TCE_ACCEL_IOCTL_TYPE, 0x04, struct tce_accel_group)
+
+/*
+ * TCE_ACCEL_HW_ENTRY, on a table file descriptor, for tests and diagnosis (CAP_SYS_ADMIN: it
+ * shows host physical addresses): reads back what the hardware table of an attached group
+ * holds for the hardware entry at bus address @ioba, through the platform (on pseries, an
+ * H_GET_TCE to the hypervisor), and the user address recorded for it.
+ */
+struct tce_accel_hw_entry {
+	__u32 argsz;		/* sizeof(struct tce_accel_hw_entry) */
+	__s32 group_fd;		/* an attached VFIO group */
+	__u64 ioba;		/* in: bus address, aligned to the hardware IOMMU page */
+	__u64 tce;		/* out: host physical address | TCE_PCI_READ 0x1 | TCE_PCI_WRITE 0x2 */
+	__u64 ua;		/* out: the user address behind it, 0 if none */
+	__u32 page_shift;	/* out: the hardware IOMMU page shift */
+	__u32 pad;		/* 0 */
+};
+
+#define TCE_ACCEL_HW_ENTRY \
+	_IOWR(TCE_ACCEL_IOCTL_TYPE, 0x05, struct tce_accel_hw_entry)
+
 #endif /* _UAPI_TCE_ACCEL_H */

@@ -6,8 +6,9 @@
 //! `super::`, so they work here as submodules of this one.
 //!
 //! Its API is `pub` because user space uses it as a crate; inside the module it is private,
-//! and the module calls only part of it (the hardware tables come with the VFIO attach
-//! ioctl). Hence `unreachable_pub` and `dead_code` are allowed for these files, and only here.
+//! and the module calls only part of it (its own hardware tables, `HwTable`, serve the KUnit
+//! tests; attached VFIO groups bring the platform's, see `vfio.rs`). Hence `unreachable_pub`
+//! and `dead_code` are allowed for these files, and only here.
 
 #[allow(unreachable_pub, dead_code)]
 #[path = "../tce_engine/src/env.rs"]

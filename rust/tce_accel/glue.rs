@@ -34,6 +34,7 @@ mod ffi {
     extern "C" {
         pub(super) fn tce_glue_table_getfd(table: *mut c_void) -> c_int;
         pub(super) fn tce_glue_vm_get(fd: c_int, vm: *mut *mut c_void) -> c_int;
+        pub(super) fn tce_glue_vm_ref(vm: *mut c_void);
         pub(super) fn tce_glue_vm_put(vm: *mut c_void);
         pub(super) fn tce_glue_mm_get() -> *mut c_void;
         pub(super) fn tce_glue_mm_put(mm: *mut c_void);
@@ -50,6 +51,57 @@ mod ffi {
         pub(super) fn tce_glue_memslots_lock(vm: *mut c_void) -> c_int;
         pub(super) fn tce_glue_memslots_unlock(vm: *mut c_void, idx: c_int);
         pub(super) fn tce_glue_gpa_to_ua(vm: *mut c_void, gpa: u64, ua: *mut u64) -> bool;
+        pub(super) fn tce_glue_capable_sys_admin() -> bool;
+        pub(super) fn tce_glue_cond_resched();
+        pub(super) fn tce_glue_group_get(
+            fd: c_int,
+            need_owner: bool,
+            group: *mut *mut c_void,
+        ) -> c_int;
+        pub(super) fn tce_glue_group_put(group: *mut c_void);
+        pub(super) fn tce_glue_group_windows() -> c_uint;
+        pub(super) fn tce_glue_hw_get(
+            group: *mut c_void,
+            i: c_uint,
+            hw: *mut *mut c_void,
+            page_shift: *mut u32,
+            offset: *mut u64,
+            size: *mut u64,
+        ) -> c_int;
+        pub(super) fn tce_glue_hw_put(hw: *mut c_void);
+        pub(super) fn tce_glue_hw_group(hw: *mut c_void) -> *mut c_void;
+        pub(super) fn tce_glue_hw_table(hw: *mut c_void) -> *mut c_void;
+        pub(super) fn tce_glue_hw_xchg(
+            hw: *mut c_void,
+            vm: *mut c_void,
+            index: u64,
+            hpa: *mut u64,
+            perm: *mut u64,
+            ua: *mut u64,
+        ) -> c_int;
+        pub(super) fn tce_glue_hw_kill(hw: *mut c_void, index: u64, pages: u64);
+        pub(super) fn tce_glue_hw_read(
+            hw: *mut c_void,
+            index: u64,
+            tce: *mut u64,
+            ua: *mut u64,
+        ) -> c_int;
+        pub(super) fn tce_glue_dma_lookup(vm: *mut c_void, ua: u64, size: u64) -> bool;
+        pub(super) fn tce_glue_dma_hpa(
+            vm: *mut c_void,
+            ua: u64,
+            size: u64,
+            page_shift: u32,
+            hpa: *mut u64,
+        ) -> bool;
+        pub(super) fn tce_glue_dma_map(
+            vm: *mut c_void,
+            ua: u64,
+            page_shift: u32,
+            hpa: *mut u64,
+        ) -> bool;
+        pub(super) fn tce_glue_dma_inc(vm: *mut c_void, ua: u64, size: u64) -> bool;
+        pub(super) fn tce_glue_dma_dec(vm: *mut c_void, ua: u64, size: u64);
     }
 }
 
@@ -84,6 +136,22 @@ impl VmRef {
     /// The VM's identity: its address, stable while the reference is held.
     pub(crate) fn id(&self) -> usize {
         self.vm.as_ptr() as usize
+    }
+
+    /// Another reference to the same VM.
+    pub(crate) fn clone_ref(&self) -> Self {
+        // SAFETY: By the type invariant `self` holds a reference, so the VM lives.
+        unsafe { ffi::tce_glue_vm_ref(self.vm.as_ptr()) };
+        // INVARIANT: one more reference was just taken.
+        Self { vm: self.vm }
+    }
+
+    /// The preregistered DMA memory of the VM's process, valid while `self` lives.
+    pub(crate) fn dma(&self) -> VmDma<'_> {
+        VmDma {
+            vm: self.vm.as_ptr(),
+            _vm: core::marker::PhantomData,
+        }
     }
 }
 
@@ -280,6 +348,14 @@ impl VcpuRef {
         unsafe { ffi::tce_glue_vcpu_set_gpr(self.vcpu, reg, value) };
     }
 
+    /// The preregistered DMA memory of the VM's process, valid during the hypercall.
+    pub(crate) fn dma(&self) -> VmDma<'_> {
+        VmDma {
+            vm: self.vm,
+            _vm: core::marker::PhantomData,
+        }
+    }
+
     /// Holds the VM's memory slots stable for guest address translations, until the returned
     /// value is dropped.
     pub(crate) fn memslots(&self) -> MemSlots<'_> {
@@ -338,4 +414,258 @@ pub(crate) fn read_user_be64(ua: u64, out: &mut [u64]) -> Result {
         *word = u64::from_be(*word);
     }
     Ok(())
+}
+
+/// Lets other tasks run if this one has run long (process context only).
+pub(crate) fn cond_resched() {
+    // SAFETY: Every caller runs in process context and may sleep.
+    unsafe { ffi::tce_glue_cond_resched() };
+}
+
+/// Whether the caller may see host physical addresses (`CAP_SYS_ADMIN`).
+pub(crate) fn capable_sys_admin() -> bool {
+    // SAFETY: Always safe to call in process context.
+    unsafe { ffi::tce_glue_capable_sys_admin() }
+}
+
+/// The memory a VM's process preregistered for DMA (`mm_iommu`, through
+/// `VFIO_IOMMU_SPAPR_REGISTER_MEMORY`), named by user addresses.
+///
+/// Every call looks the region up anew inside one RCU read-side section, because a region may
+/// be unregistered at any time unless a hardware entry maps it.
+///
+/// # Invariants
+///
+/// `vm` is a live `struct kvm` for `'a`; its `mm` is grabbed by KVM for as long.
+#[derive(Clone, Copy)]
+pub(crate) struct VmDma<'a> {
+    vm: *mut c_void,
+    _vm: core::marker::PhantomData<&'a ()>,
+}
+
+impl VmDma<'_> {
+    /// Whether one region holds all of `[ua, ua + size)`.
+    pub(crate) fn lookup(&self, ua: u64, size: u64) -> bool {
+        // SAFETY: By the type invariant the VM and its mm live.
+        unsafe { ffi::tce_glue_dma_lookup(self.vm, ua, size) }
+    }
+
+    /// The host physical address of `ua`, if a region holds `[ua, ua + (1 << page_shift))` and
+    /// is backed by pages of at least `1 << page_shift` bytes.
+    pub(crate) fn hpa(&self, ua: u64, page_shift: u32) -> Option<u64> {
+        let mut hpa = 0u64;
+        // SAFETY: By the type invariant the VM and its mm live; `hpa` is a valid place.
+        let ok =
+            unsafe { ffi::tce_glue_dma_hpa(self.vm, ua, 1u64 << page_shift, page_shift, &mut hpa) };
+        ok.then_some(hpa)
+    }
+
+    /// Translates `ua` and counts one more mapping of its region, as one step.
+    pub(crate) fn map(&self, ua: u64, page_shift: u32) -> Option<u64> {
+        let mut hpa = 0u64;
+        // SAFETY: By the type invariant the VM and its mm live; `hpa` is a valid place.
+        let ok = unsafe { ffi::tce_glue_dma_map(self.vm, ua, page_shift, &mut hpa) };
+        ok.then_some(hpa)
+    }
+
+    /// Counts one more mapping of the region of `[ua, ua + size)`.
+    pub(crate) fn inc(&self, ua: u64, size: u64) -> bool {
+        // SAFETY: By the type invariant the VM and its mm live.
+        unsafe { ffi::tce_glue_dma_inc(self.vm, ua, size) }
+    }
+
+    /// Counts one mapping fewer of the region of `[ua, ua + size)`.
+    pub(crate) fn dec(&self, ua: u64, size: u64) {
+        // SAFETY: By the type invariant the VM and its mm live.
+        unsafe { ffi::tce_glue_dma_dec(self.vm, ua, size) }
+    }
+
+    /// The VM, for the hardware exchange (which marks pages dirty in its mm).
+    fn vm(&self) -> *mut c_void {
+        self.vm
+    }
+}
+
+/// A reference to the iommu group of a VFIO group file.
+///
+/// # Invariants
+///
+/// `group` is a `struct iommu_group` on which this value holds one reference; its DMA was owned
+/// by user space when the reference was taken.
+pub(crate) struct GroupRef {
+    group: NonNull<c_void>,
+}
+
+impl GroupRef {
+    /// The group of VFIO group file `fd`: `EBADF`, `EINVAL` (not a VFIO group), `ENODEV` (no
+    /// sPAPR TCE tables), `EPERM` (its DMA is not owned by user space, checked only if
+    /// `need_owner`).
+    pub(crate) fn from_fd(fd: i32, need_owner: bool) -> Result<Self> {
+        let mut group = core::ptr::null_mut();
+        // SAFETY: `group` is a valid place for the result; the C side checks `fd` itself.
+        let ret = unsafe { ffi::tce_glue_group_get(fd, need_owner, &mut group) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: on success the C side took a reference and stored a non-null group.
+        NonNull::new(group).map(|group| Self { group }).ok_or(EINVAL)
+    }
+
+    /// The group's identity.
+    pub(crate) fn id(&self) -> usize {
+        self.group.as_ptr() as usize
+    }
+
+    /// Takes a reference to hardware window `i` of the group, if it has one there.
+    pub(crate) fn window(&self, i: u32) -> Result<Option<HwRef>> {
+        let (mut hw, mut page_shift, mut offset, mut size) = (core::ptr::null_mut(), 0, 0, 0);
+        // SAFETY: By the type invariant the group lives; the out pointers are valid places.
+        let ret = unsafe {
+            ffi::tce_glue_hw_get(
+                self.group.as_ptr(),
+                i,
+                &mut hw,
+                &mut page_shift,
+                &mut offset,
+                &mut size,
+            )
+        };
+        if ret == ENOENT.to_errno() {
+            return Ok(None);
+        }
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        let hw = NonNull::new(hw).ok_or(EINVAL)?;
+        // INVARIANT: on success the C side took the references and gave the geometry.
+        Ok(Some(HwRef {
+            hw,
+            page_shift,
+            offset,
+            size,
+        }))
+    }
+
+    /// How many hardware windows a group may have.
+    pub(crate) fn max_windows() -> u32 {
+        // SAFETY: Always safe to call.
+        unsafe { ffi::tce_glue_group_windows() }
+    }
+}
+
+impl Drop for GroupRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant this value holds one reference, released here once.
+        unsafe { ffi::tce_glue_group_put(self.group.as_ptr()) };
+    }
+}
+
+// SAFETY: A group reference may be held and dropped from any thread.
+unsafe impl Send for GroupRef {}
+// SAFETY: `&GroupRef` only reads the group's windows, which the C side does safely.
+unsafe impl Sync for GroupRef {}
+
+/// A hardware table (`struct iommu_table`) of a VFIO group, with references to it and to its
+/// group.
+///
+/// # Invariants
+///
+/// `hw` is a `struct tce_glue_hw` owned by this value; its table has entries
+/// `[offset, offset + size)` of `1 << page_shift` bytes.
+pub(crate) struct HwRef {
+    hw: NonNull<c_void>,
+    page_shift: u32,
+    offset: u64,
+    size: u64,
+}
+
+// SAFETY: The C side serialises every access to the table with its mutex.
+unsafe impl Send for HwRef {}
+// SAFETY: As above.
+unsafe impl Sync for HwRef {}
+
+/// An old hardware entry, as an exchange returns it.
+pub(crate) struct OldHw {
+    /// Host physical address with the permission bits; 0 if the entry was clear.
+    pub(crate) tce: u64,
+    /// The user address recorded for it.
+    pub(crate) ua: u64,
+}
+
+impl HwRef {
+    /// log2 of the hardware IOMMU page size.
+    pub(crate) fn page_shift(&self) -> u32 {
+        self.page_shift
+    }
+
+    /// The first entry (bus address >> page shift).
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The number of entries.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The identity of the table's group, as [`GroupRef::id`] gives it.
+    pub(crate) fn group_id(&self) -> usize {
+        // SAFETY: By the type invariant `hw` is live.
+        unsafe { ffi::tce_glue_hw_group(self.hw.as_ptr()) as usize }
+    }
+
+    /// The identity of the hardware table.
+    pub(crate) fn table_id(&self) -> usize {
+        // SAFETY: By the type invariant `hw` is live.
+        unsafe { ffi::tce_glue_hw_table(self.hw.as_ptr()) as usize }
+    }
+
+    /// Exchanges entry `index` for `hpa | perm` (`perm` 0 clears), recording `ua`; returns the
+    /// old entry. The IOMMU cache is not invalidated, see [`HwRef::kill`].
+    pub(crate) fn exchange(
+        &self,
+        dma: &VmDma<'_>,
+        index: u64,
+        hpa: u64,
+        perm: u64,
+        ua: u64,
+    ) -> Result<OldHw> {
+        let (mut hpa, mut perm, mut ua) = (hpa, perm, ua);
+        // SAFETY: By the type invariant `hw` is live, and `dma`'s VM lives; the in/out pointers
+        // are valid places.
+        let ret = unsafe {
+            ffi::tce_glue_hw_xchg(self.hw.as_ptr(), dma.vm(), index, &mut hpa, &mut perm, &mut ua)
+        };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(OldHw {
+            tce: if perm == 0 { 0 } else { hpa | perm },
+            ua,
+        })
+    }
+
+    /// Invalidates the IOMMU's cache of entries `[index, index + pages)`.
+    pub(crate) fn kill(&self, index: u64, pages: u64) {
+        // SAFETY: By the type invariant `hw` is live.
+        unsafe { ffi::tce_glue_hw_kill(self.hw.as_ptr(), index, pages) };
+    }
+
+    /// Reads entry `index` back from the platform, with its recorded user address.
+    pub(crate) fn read(&self, index: u64) -> Result<(u64, u64)> {
+        let (mut tce, mut ua) = (0u64, 0u64);
+        // SAFETY: By the type invariant `hw` is live; the out pointers are valid places.
+        let ret = unsafe { ffi::tce_glue_hw_read(self.hw.as_ptr(), index, &mut tce, &mut ua) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok((tce, ua))
+    }
+}
+
+impl Drop for HwRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant this value owns `hw`, released here once.
+        unsafe { ffi::tce_glue_hw_put(self.hw.as_ptr()) };
+    }
 }

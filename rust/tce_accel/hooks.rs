@@ -23,7 +23,10 @@ use core::ffi::{
     c_void, //
 };
 
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    sync::Arc, //
+};
 
 use crate::engine::env::{
     DmaMemory,
@@ -35,7 +38,6 @@ use crate::engine::hcall::{
     Target,
     Vm, //
 };
-use crate::engine::hwtable::HwTable;
 use crate::engine::tce::{
     HcallError,
     HcallResult,
@@ -51,6 +53,10 @@ use crate::table::{
     self,
     InHook,
     Table, //
+};
+use crate::vfio::{
+    HwAttach,
+    KvmDma, //
 };
 
 /// The registration of the handlers with KVM; dropping it unregisters them and waits until no
@@ -102,7 +108,8 @@ impl GuestMemory for SlotMemory<'_> {
     }
 }
 
-/// Preregistered memory: none yet. With no hardware table attached the engine never asks.
+/// No preregistered memory, for the KUnit tests: with no hardware table attached the engine
+/// never asks.
 pub(crate) struct NoDma;
 
 impl DmaMemory for NoDma {
@@ -126,8 +133,13 @@ impl DmaMemory for NoDma {
 /// `H_PUT_TCE_INDIRECT` lists up to this long are read into a buffer on the stack (256 bytes).
 const INDIRECT_ON_STACK: usize = 32;
 
-/// The attached hardware tables of a window: none yet.
-type NoTables<'a> = core::iter::Empty<&'a HwTable<KHost>>;
+/// The hardware tables attached to a window, as the engine iterates over them.
+type HwTables<'a> =
+    core::iter::Map<core::slice::Iter<'a, Arc<HwAttach>>, fn(&'a Arc<HwAttach>) -> &'a HwAttach>;
+
+fn deref_attach(a: &Arc<HwAttach>) -> &HwAttach {
+    a
+}
 
 /// Guest memory for the hypercalls that never translate a guest address (`H_STUFF_TCE`, which
 /// only clears or poisons, and `H_GET_TCE`): they need not hold the memory slots.
@@ -143,35 +155,49 @@ impl GuestMemory for NoGuest {
     }
 }
 
+/// A table found for a hypercall, with the hardware tables attached to it, valid while the
+/// handler runs.
+struct Found<'a> {
+    table: &'a Table,
+    attached: &'a [Arc<HwAttach>],
+}
+
+impl<'a> Found<'a> {
+    fn target(&self) -> Option<Target<'a, KHost, HwTables<'a>>> {
+        Some(Target {
+            window: self.table.window(),
+            tables: self.attached.iter().map(deref_attach as fn(&_) -> &_),
+        })
+    }
+}
+
 /// Runs `f` on the table of (`vcpu`'s VM, `liobn`) and turns its result into a status.
-fn with_table(vcpu: &VcpuRef, liobn: c_ulong, f: impl FnOnce(&Table) -> HcallResult) -> c_long {
+fn with_table(vcpu: &VcpuRef, liobn: c_ulong, f: impl FnOnce(&Found<'_>) -> HcallResult) -> c_long {
     // SAFETY: Only the handlers below call this, and KVM calls them inside the hooks' SRCU
     // read-side section; the value is dropped before the handler returns.
     let in_hook = unsafe { InHook::new() };
     let Some(table) = table::lookup(&in_hook, vcpu.vm_id(), liobn) else {
         return HcallError::TooHard.code() as c_long;
     };
-    match f(table) {
+    let found = Found {
+        table,
+        attached: table.attached().get(&in_hook),
+    };
+    match f(&found) {
         Ok(()) => 0,
         Err(e) => e.code() as c_long,
     }
 }
 
-/// Runs `f` with the guest's memory, its slots held for the hypercall.
-fn with_guest<R>(vcpu: &VcpuRef, f: impl FnOnce(&Vm<'_, SlotMemory<'_>, NoDma>) -> R) -> R {
+/// Runs `f` with the guest's memory, its slots held for the hypercall, and the preregistered
+/// memory of the VM's process.
+fn with_guest<R>(vcpu: &VcpuRef, f: impl FnOnce(&Vm<'_, SlotMemory<'_>, KvmDma<'_>>) -> R) -> R {
     let guest = SlotMemory {
         slots: vcpu.memslots(),
     };
     f(&Vm {
         guest: &guest,
-        dma: &NoDma,
-    })
-}
-
-fn target(table: &Table) -> Option<Target<'_, KHost, NoTables<'_>>> {
-    Some(Target {
-        window: table.window(),
-        tables: core::iter::empty(),
+        dma: &KvmDma(vcpu.dma()),
     })
 }
 
@@ -190,7 +216,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
     with_table(&vcpu, liobn, |t| {
-        with_guest(&vcpu, |vm| vm.put_tce(target(t), ioba, tce))
+        with_guest(&vcpu, |vm| vm.put_tce(t.target(), ioba, tce))
     })
 }
 
@@ -224,7 +250,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
             &mut []
         };
         with_guest(&vcpu, |vm| {
-            vm.put_tce_indirect(target(t), ioba, tce_list, npages, buf)
+            vm.put_tce_indirect(t.target(), ioba, tce_list, npages, buf)
         })
     })
 }
@@ -247,9 +273,9 @@ pub(crate) unsafe extern "C" fn tce_accel_h_stuff_tce(
     with_table(&vcpu, liobn, |t| {
         let vm = Vm {
             guest: &NoGuest,
-            dma: &NoDma,
+            dma: &KvmDma(vcpu.dma()),
         };
-        vm.stuff_tce(target(t), ioba, value, npages)
+        vm.stuff_tce(t.target(), ioba, value, npages)
     })
 }
 
@@ -267,7 +293,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_get_tce(
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
     with_table(&vcpu, liobn, |t| {
-        let tce = hcall::get_tce(Some(t.window()), ioba)?;
+        let tce = hcall::get_tce(Some(t.table.window()), ioba)?;
         vcpu.set_gpr(4, tce);
         Ok(())
     })

@@ -60,12 +60,23 @@ use crate::uapi::{
     self,
     CreateTable, //
 };
+use crate::vfio::{
+    self,
+    Attached, //
+};
 
 /// One registered table.
 pub(crate) struct Entry {
     vm: usize,
     liobn: u64,
     table: Arc<Table>,
+}
+
+impl Entry {
+    /// The table.
+    pub(crate) fn table(&self) -> &Arc<Table> {
+        &self.table
+    }
 }
 
 kernel::sync::global_lock! {
@@ -186,14 +197,26 @@ pub(crate) struct Table {
     window: Window<KHost>,
     /// The VM's identity, for the hypercalls' lookup.
     vm_id: usize,
+    /// The hardware tables of VFIO groups attached to the table (dropped before the VM).
+    attached: Attached,
     /// Keeps the VM alive as long as its table.
-    _vm: VmRef,
+    vm: VmRef,
 }
 
 impl Table {
     /// The table's window.
     pub(crate) fn window(&self) -> &Window<KHost> {
         &self.window
+    }
+
+    /// The table's VM.
+    pub(crate) fn vm(&self) -> &VmRef {
+        &self.vm
+    }
+
+    /// The hardware tables attached to the table.
+    pub(crate) fn attached(&self) -> &Attached {
+        &self.attached
     }
 }
 
@@ -258,7 +281,8 @@ pub(crate) fn create(req: &CreateTable) -> Result<Arc<Table>> {
         Table {
             window,
             vm_id,
-            _vm: vm,
+            attached: Attached::new(),
+            vm,
         },
         GFP_KERNEL,
     )?;
@@ -417,6 +441,9 @@ pub(crate) unsafe extern "C" fn tce_accel_table_ioctl(
     let r = match cmd {
         uapi::TABLE_INFO => info_ioctl(table, arg),
         uapi::TABLE_PAGES => pages_ioctl(table, arg),
+        uapi::ATTACH_GROUP => vfio::attach_ioctl(table, arg as usize),
+        uapi::DETACH_GROUP => vfio::detach_ioctl(table, arg as usize),
+        uapi::HW_ENTRY => vfio::hw_entry_ioctl(table, arg as usize),
         _ => Err(ENOTTY),
     };
     match r {

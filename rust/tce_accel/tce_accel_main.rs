@@ -13,11 +13,17 @@
 //! `H_GET_TCE` on a LIOBN that has a table here are answered in the kernel, without an exit to
 //! the VMM.
 //!
+//! With `TCE_ACCEL_ATTACH_GROUP` (see `vfio`) a table also drives the hardware IOMMU table of a
+//! VFIO group: the hypercalls map and unmap its entries in the kernel too.
+//!
 //! # Lock order
 //!
-//! 1. `table::REGISTRY` (mutex): table create and release only. Release waits for an SRCU
-//!    grace period of the hooks (`kvmppc_tce_hooks_synchronize()`) after dropping it.
-//! 2. A hardware table's leaf spinlock (`host::KLock`): one entry and its mirror.
+//! 1. `table::REGISTRY` (mutex): table create and release, group attach and detach. Release
+//!    and detach wait for an SRCU grace period of the hooks (`kvmppc_tce_hooks_synchronize()`)
+//!    after dropping it.
+//! 2. An attached hardware table's mutex (`struct tce_glue_hw`, in `tce_glue.c`): one
+//!    exchange and its user-address record; taken in hypercalls, which may sleep.
+//! 3. An engine hardware table's leaf spinlock (`host::KLock`): one entry and its mirror.
 //!
 //! Hypercalls take no lock to find their table: they read an array of table pointers inside
 //! the SRCU read-side section KVM runs every hook in (see `table`). Faults and table reads and
@@ -40,6 +46,7 @@ mod host;
 mod table;
 mod tests;
 mod uapi;
+mod vfio;
 
 module! {
     type: TceAccelModule,

@@ -24,6 +24,15 @@
 #include <asm/kvm_ppc.h>
 #endif
 
+#if IS_ENABLED(CONFIG_SPAPR_TCE_IOMMU) && IS_ENABLED(CONFIG_VFIO)
+#define TCE_GLUE_VFIO 1
+#include <linux/iommu.h>
+#include <linux/rcupdate.h>
+#include <linux/vfio.h>
+#include <asm/iommu.h>
+#include <asm/mmu_context.h>
+#endif
+
 #include "tce_glue.h"
 
 static vm_fault_t tce_glue_fault(struct vm_fault *vmf)
@@ -95,6 +104,12 @@ int tce_glue_vm_get(int fd, void **vm)
 	kvm_get_kvm(kvm);
 	*vm = kvm;
 	return 0;
+}
+
+/* Takes one more reference to @vm, on which the caller holds one. */
+void tce_glue_vm_ref(void *vm)
+{
+	kvm_get_kvm(vm);
 }
 
 void tce_glue_vm_put(void *vm)
@@ -227,3 +242,345 @@ bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua)
 	*ua = __gfn_to_hva_memslot(slot, gfn) | (gpa & ~PAGE_MASK);
 	return true;
 }
+
+bool tce_glue_capable_sys_admin(void)
+{
+	return capable(CAP_SYS_ADMIN);
+}
+
+void tce_glue_cond_resched(void)
+{
+	cond_resched();
+}
+
+/*
+ * Hardware tables of VFIO groups (sPAPR TCE v2), attached to tce_accel tables.
+ *
+ * A struct tce_glue_hw holds a reference to one struct iommu_table of a group and to the
+ * group. Exchanges of its entries are serialised by its mutex, which also covers the table's
+ * user-address array (it_userspace, through it_ops->useraddrptr), so that the address recorded
+ * for an entry is always the one the hardware entry maps. VFIO uses the same array when it
+ * removes the window, so the pinned-memory counts ("mapped") stay right whichever side clears
+ * an entry.
+ */
+#ifdef TCE_GLUE_VFIO
+struct tce_glue_hw {
+	struct iommu_group *grp;
+	struct iommu_table *tbl;
+	struct mutex lock;
+};
+
+/*
+ * Takes a reference to the iommu group of VFIO group file @fd. -EBADF: not open; -EINVAL: not
+ * a VFIO group; -ENODEV: no sPAPR TCE table group; -EPERM: its DMA is not owned by user space
+ * (the group is in no container), so its tables may be the host's own; checked only if
+ * @need_owner (attaching needs it, finding an attached group again does not).
+ */
+int tce_glue_group_get(int fd, bool need_owner, void **group)
+{
+	struct iommu_group *(*file_group)(struct file *file);
+	struct iommu_group *grp;
+	CLASS(fd, f)(fd);
+
+	if (fd_empty(f))
+		return -EBADF;
+	file_group = symbol_get(vfio_file_iommu_group);
+	if (!file_group)
+		return -EINVAL;
+	grp = file_group(fd_file(f));
+	symbol_put(vfio_file_iommu_group);
+	if (!grp)
+		return -EINVAL;
+	if (!iommu_group_get_iommudata(grp)) {
+		iommu_group_put(grp);
+		return -ENODEV;
+	}
+	if (need_owner && !iommu_group_dma_owner_claimed(grp)) {
+		iommu_group_put(grp);
+		return -EPERM;
+	}
+	*group = grp;
+	return 0;
+}
+
+void tce_glue_group_put(void *group)
+{
+	iommu_group_put(group);
+}
+
+unsigned int tce_glue_group_windows(void)
+{
+	return IOMMU_TABLE_GROUP_MAX_TABLES;
+}
+
+/*
+ * Takes a reference to hardware window @i of @group and returns its geometry (entries of
+ * 1 << *page_shift bytes, the first one *offset). -ENOENT: no usable window there.
+ */
+int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,
+		    u64 *offset, u64 *size)
+{
+	struct iommu_table_group *tg = iommu_group_get_iommudata(group);
+	struct iommu_table *tbl;
+	struct tce_glue_hw *hw;
+
+	if (!tg || i >= IOMMU_TABLE_GROUP_MAX_TABLES)
+		return -ENOENT;
+	hw = kzalloc(sizeof(*hw), GFP_KERNEL_ACCOUNT);
+	if (!hw)
+		return -ENOMEM;
+	/*
+	 * VFIO changes tables[] under its container lock, which is not ours to take: the VMM
+	 * must not remove the window while it attaches it (KVM relies on the same).
+	 */
+	tbl = READ_ONCE(tg->tables[i]);
+	if (!tbl || !tbl->it_ops || !tbl->it_ops->xchg_no_kill ||
+	    !iommu_tce_table_get(tbl)) {
+		kfree(hw);
+		return -ENOENT;
+	}
+	iommu_group_ref_get(group);
+	hw->grp = group;
+	hw->tbl = tbl;
+	mutex_init(&hw->lock);
+	*page_shift = tbl->it_page_shift;
+	*offset = tbl->it_offset;
+	*size = tbl->it_size;
+	*hw_out = hw;
+	return 0;
+}
+
+void tce_glue_hw_put(void *hw_)
+{
+	struct tce_glue_hw *hw = hw_;
+
+	iommu_tce_table_put(hw->tbl);
+	iommu_group_put(hw->grp);
+	mutex_destroy(&hw->lock);
+	kfree(hw);
+}
+
+void *tce_glue_hw_group(void *hw_)
+{
+	return ((struct tce_glue_hw *)hw_)->grp;
+}
+
+void *tce_glue_hw_table(void *hw_)
+{
+	return ((struct tce_glue_hw *)hw_)->tbl;
+}
+
+static bool tce_glue_hw_index_ok(struct iommu_table *tbl, u64 index)
+{
+	return index >= tbl->it_offset && index - tbl->it_offset < tbl->it_size;
+}
+
+/*
+ * Exchanges entry @index of @hw. In: *@hpa and *@perm (TCE_PCI_READ/WRITE; 0 clears) and *@ua,
+ * the user address to record. Out: the old entry's, *@perm 0 if it was clear. @vm's mm is the
+ * one whose preregistered memory the entries map.
+ */
+int tce_glue_hw_xchg(void *hw_, void *vm, u64 index, u64 *hpa, u64 *perm, u64 *ua)
+{
+	struct tce_glue_hw *hw = hw_;
+	struct iommu_table *tbl = hw->tbl;
+	enum dma_data_direction dir = iommu_tce_direction(*perm);
+	unsigned long h = dir == DMA_NONE ? 0 : *hpa;
+	u64 old_ua = 0;
+	__be64 *pua;
+	long ret;
+
+	if (!tce_glue_hw_index_ok(tbl, index))
+		return -EINVAL;
+	mutex_lock(&hw->lock);
+	if (dir != DMA_NONE) {
+		pua = IOMMU_TABLE_USERSPACE_ENTRY(tbl, index);
+		if (!pua) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	} else {
+		pua = IOMMU_TABLE_USERSPACE_ENTRY_RO(tbl, index);
+	}
+	ret = iommu_tce_xchg_no_kill(((struct kvm *)vm)->mm, tbl, index, &h, &dir);
+	if (ret)
+		goto out;
+	if (pua) {
+		old_ua = be64_to_cpu(*pua);
+		*pua = cpu_to_be64(*perm ? *ua : 0);
+	}
+	*perm = iommu_direction_to_tce_perm(dir);
+	*hpa = dir == DMA_NONE ? 0 : h;
+	*ua = dir == DMA_NONE ? 0 : old_ua;
+out:
+	mutex_unlock(&hw->lock);
+	return ret;
+}
+
+/* Invalidates the IOMMU's cache of entries [@index, @index + @pages) of @hw. */
+void tce_glue_hw_kill(void *hw_, u64 index, u64 pages)
+{
+	struct tce_glue_hw *hw = hw_;
+
+	iommu_tce_kill(hw->tbl, index, pages);
+}
+
+/* Reads entry @index of @hw back from the platform (diagnosis), and its recorded user address. */
+int tce_glue_hw_read(void *hw_, u64 index, u64 *tce, u64 *ua)
+{
+	struct tce_glue_hw *hw = hw_;
+	struct iommu_table *tbl = hw->tbl;
+	__be64 *pua;
+
+	if (!tce_glue_hw_index_ok(tbl, index))
+		return -EINVAL;
+	if (!tbl->it_ops->get)
+		return -EOPNOTSUPP;
+	mutex_lock(&hw->lock);
+	*tce = tbl->it_ops->get(tbl, index);
+	pua = IOMMU_TABLE_USERSPACE_ENTRY_RO(tbl, index);
+	*ua = pua ? be64_to_cpu(*pua) : 0;
+	mutex_unlock(&hw->lock);
+	return 0;
+}
+
+/*
+ * Preregistered memory of @vm's mm. Regions are freed after an RCU grace period once
+ * unregistered, so each helper looks its region up and uses it inside one RCU read-side
+ * section; a region that maps an entry cannot be unregistered (its "mapped" count).
+ */
+bool tce_glue_dma_lookup(void *vm, u64 ua, u64 size)
+{
+	bool found;
+
+	rcu_read_lock();
+	found = mm_iommu_lookup(((struct kvm *)vm)->mm, ua, size);
+	rcu_read_unlock();
+	return found;
+}
+
+bool tce_glue_dma_hpa(void *vm, u64 ua, u64 size, u32 page_shift, u64 *hpa)
+{
+	struct mm_iommu_table_group_mem_t *mem;
+	unsigned long h = 0;
+	bool ok;
+
+	rcu_read_lock();
+	mem = mm_iommu_lookup(((struct kvm *)vm)->mm, ua, size);
+	ok = mem && !mm_iommu_ua_to_hpa(mem, ua, page_shift, &h);
+	rcu_read_unlock();
+	*hpa = h;
+	return ok;
+}
+
+/* Looks up, translates and counts a mapping of [@ua, @ua + (1 << @page_shift)) as one step. */
+bool tce_glue_dma_map(void *vm, u64 ua, u32 page_shift, u64 *hpa)
+{
+	struct mm_iommu_table_group_mem_t *mem;
+	unsigned long h = 0;
+	bool ok;
+
+	rcu_read_lock();
+	mem = mm_iommu_lookup(((struct kvm *)vm)->mm, ua, 1ULL << page_shift);
+	ok = mem && !mm_iommu_ua_to_hpa(mem, ua, page_shift, &h) &&
+	     !mm_iommu_mapped_inc(mem);
+	rcu_read_unlock();
+	*hpa = h;
+	return ok;
+}
+
+bool tce_glue_dma_inc(void *vm, u64 ua, u64 size)
+{
+	struct mm_iommu_table_group_mem_t *mem;
+	bool ok;
+
+	rcu_read_lock();
+	mem = mm_iommu_lookup(((struct kvm *)vm)->mm, ua, size);
+	ok = mem && !mm_iommu_mapped_inc(mem);
+	rcu_read_unlock();
+	return ok;
+}
+
+void tce_glue_dma_dec(void *vm, u64 ua, u64 size)
+{
+	struct mm_iommu_table_group_mem_t *mem;
+
+	rcu_read_lock();
+	mem = mm_iommu_lookup(((struct kvm *)vm)->mm, ua, size);
+	if (mem)
+		mm_iommu_mapped_dec(mem);
+	rcu_read_unlock();
+}
+#else
+int tce_glue_group_get(int fd, bool need_owner, void **group)
+{
+	return -ENODEV;	/* No sPAPR TCE IOMMU with VFIO: nothing can be attached. */
+}
+
+void tce_glue_group_put(void *group)
+{
+}
+
+unsigned int tce_glue_group_windows(void)
+{
+	return 0;
+}
+
+int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,
+		    u64 *offset, u64 *size)
+{
+	return -ENOENT;
+}
+
+void tce_glue_hw_put(void *hw)
+{
+}
+
+void *tce_glue_hw_group(void *hw)
+{
+	return NULL;
+}
+
+void *tce_glue_hw_table(void *hw)
+{
+	return NULL;
+}
+
+int tce_glue_hw_xchg(void *hw, void *vm, u64 index, u64 *hpa, u64 *perm, u64 *ua)
+{
+	return -EOPNOTSUPP;
+}
+
+void tce_glue_hw_kill(void *hw, u64 index, u64 pages)
+{
+}
+
+int tce_glue_hw_read(void *hw, u64 index, u64 *tce, u64 *ua)
+{
+	return -EOPNOTSUPP;
+}
+
+bool tce_glue_dma_lookup(void *vm, u64 ua, u64 size)
+{
+	return false;
+}
+
+bool tce_glue_dma_hpa(void *vm, u64 ua, u64 size, u32 page_shift, u64 *hpa)
+{
+	return false;
+}
+
+bool tce_glue_dma_map(void *vm, u64 ua, u32 page_shift, u64 *hpa)
+{
+	return false;
+}
+
+bool tce_glue_dma_inc(void *vm, u64 ua, u64 size)
+{
+	return false;
+}
+
+void tce_glue_dma_dec(void *vm, u64 ua, u64 size)
+{
+}
+#endif

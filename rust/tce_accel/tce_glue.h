@@ -15,6 +15,7 @@ struct page;
 /* Called from Rust. */
 int tce_glue_table_getfd(void *table);
 int tce_glue_vm_get(int fd, void **vm);
+void tce_glue_vm_ref(void *vm);
 void tce_glue_vm_put(void *vm);
 void *tce_glue_mm_get(void);
 void tce_glue_mm_put(void *mm);
@@ -31,6 +32,24 @@ void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value);
 int tce_glue_memslots_lock(void *vm);
 void tce_glue_memslots_unlock(void *vm, int idx);
 bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua);
+bool tce_glue_capable_sys_admin(void);
+void tce_glue_cond_resched(void);
+int tce_glue_group_get(int fd, bool need_owner, void **group);
+void tce_glue_group_put(void *group);
+unsigned int tce_glue_group_windows(void);
+int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,
+		    u64 *offset, u64 *size);
+void tce_glue_hw_put(void *hw);
+void *tce_glue_hw_group(void *hw);
+void *tce_glue_hw_table(void *hw);
+int tce_glue_hw_xchg(void *hw, void *vm, u64 index, u64 *hpa, u64 *perm, u64 *ua);
+void tce_glue_hw_kill(void *hw, u64 index, u64 pages);
+int tce_glue_hw_read(void *hw, u64 index, u64 *tce, u64 *ua);
+bool tce_glue_dma_lookup(void *vm, u64 ua, u64 size);
+bool tce_glue_dma_hpa(void *vm, u64 ua, u64 size, u32 page_shift, u64 *hpa);
+bool tce_glue_dma_map(void *vm, u64 ua, u32 page_shift, u64 *hpa);
+bool tce_glue_dma_inc(void *vm, u64 ua, u64 size);
+void tce_glue_dma_dec(void *vm, u64 ua, u64 size);
 
 /* Implemented in Rust (table.rs), called from C. */
 void tce_accel_table_release(void *table);

@@ -118,4 +118,18 @@ pub trait DmaMemory {
     fn mapped_inc(&self, region: Self::Region) -> bool;
     /// Counts one hardware entry fewer.
     fn mapped_dec(&self, region: Self::Region);
+    /// Looks up the region of `[ua, ua + (1 << page_shift))`, translates `ua` and counts one more
+    /// hardware entry mapping the region, as one step: returns the region and the host physical
+    /// address. The hypercalls map through this, never through the three calls one by one.
+    ///
+    /// The default runs [`DmaMemory::lookup`], [`DmaMemory::ua_to_hpa`] and
+    /// [`DmaMemory::mapped_inc`] in turn, which is right only where regions cannot go away
+    /// between them. Where they can (the kernel: another thread unregisters the region and
+    /// registers other pages at the same address), an implementation must override this so that
+    /// the address it returns belongs to the region it counted.
+    fn map_page(&self, ua: u64, page_shift: u32) -> Option<(Self::Region, u64)> {
+        let region = self.lookup(ua, 1u64 << page_shift)?;
+        let hpa = self.ua_to_hpa(region, ua, page_shift)?;
+        self.mapped_inc(region).then_some((region, hpa))
+    }
 }

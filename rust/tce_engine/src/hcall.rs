@@ -173,17 +173,7 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         let shift = table.page_shift();
         for k in 0..count {
             let ua = ua.checked_add(k << shift).ok_or(HcallError::TooHard)?;
-            let region = self
-                .dma
-                .lookup(ua, 1u64 << shift)
-                .ok_or(HcallError::TooHard)?;
-            let hpa = self
-                .dma
-                .ua_to_hpa(region, ua, shift)
-                .ok_or(HcallError::TooHard)?;
-            if !self.dma.mapped_inc(region) {
-                return Err(HcallError::TooHard);
-            }
+            let (region, hpa) = self.dma.map_page(ua, shift).ok_or(HcallError::TooHard)?;
             let new = HwEntry {
                 tce: (hpa & !TCE_RW) | dir.hw_perm(),
                 ua,

@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Hardware tables of VFIO groups, attached to tables so that the guest's TCE hypercalls update
+//! the IOMMU in the kernel.
+//!
+//! `TCE_ACCEL_ATTACH_GROUP` takes a VFIO group file (sPAPR TCE v2 IOMMU, DMA owned by user
+//! space), finds the group's hardware window that can back the table by the engine's rule
+//! ([`check_attach`]: hardware page no larger than the guest's, same bus address, at least as
+//! large) and adds it to the table's [`Attached`] list. From then on the engine's hypercalls map
+//! and unmap every entry in it first, through [`HwAttach`] (`iommu_tce_xchg_no_kill()` and
+//! `iommu_tce_kill()`), with guest pages translated through the VMM's preregistered memory
+//! ([`KvmDma`], `mm_iommu`).
+//!
+//! # Rules beyond Linux's
+//!
+//! - The group's DMA must be owned by user space (it is in a VFIO container): otherwise its
+//!   tables may be the host's own DMA windows. Linux trusts the VMM here.
+//! - A table that already maps entries (the guest programmed it before the attach) is refused
+//!   with `EBUSY`: its entries would be missing from the hardware, and replaying them is the
+//!   walk this project avoids. The shim attaches right after it creates a window.
+//! - One hardware table backs at most one table (`EBUSY`), so that the entries of one hardware
+//!   table are only ever exchanged under one lock.
+//!
+//! # Lifetime and RCU
+//!
+//! The list of a table is replaced, never changed in place, under [`crate::table::REGISTRY`]'s
+//! lock; hypercalls read it inside the hooks' SRCU section, and the old list is freed only after
+//! `kvmppc_tce_hooks_synchronize()`. Detaching leaves the hardware entries the guest mapped in
+//! place, as KVM does: removing the hardware window (`VFIO_IOMMU_SPAPR_TCE_REMOVE`) clears them
+//! and returns their counts through the same user-address array.
+
+use core::ptr;
+use core::sync::atomic::{
+    AtomicPtr,
+    Ordering, //
+};
+
+use kernel::{
+    prelude::*,
+    sync::Arc,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+};
+
+use crate::engine::env::DmaMemory;
+use crate::engine::hcall::{
+    check_attach,
+    AttachError, //
+};
+use crate::engine::hwtable::{
+    HwEntry,
+    HwError,
+    IommuTable, //
+};
+use crate::engine::tce::TCE_RW;
+use crate::glue::{
+    self,
+    GroupRef,
+    HwRef,
+    VmDma,
+    VmRef, //
+};
+use crate::table::{
+    InHook,
+    Table,
+    REGISTRY, //
+};
+use crate::uapi;
+
+/// Hardware entries cleared between two chances for other tasks to run.
+const CLEAR_BATCH: u64 = 256;
+
+/// A hardware table attached to a table, with the VM whose preregistered memory it maps.
+pub(crate) struct HwAttach {
+    hw: HwRef,
+    vm: VmRef,
+}
+
+impl HwAttach {
+    fn dma(&self) -> VmDma<'_> {
+        self.vm.dma()
+    }
+}
+
+fn hw_error(e: Error) -> HwError {
+    if e == ENOMEM {
+        HwError::NoMemory
+    } else {
+        HwError::Failed
+    }
+}
+
+impl IommuTable for HwAttach {
+    fn page_shift(&self) -> u32 {
+        self.hw.page_shift()
+    }
+
+    fn offset(&self) -> u64 {
+        self.hw.offset()
+    }
+
+    fn size(&self) -> u64 {
+        self.hw.size()
+    }
+
+    fn exchange(&self, index: u64, new: HwEntry) -> Result<HwEntry, HwError> {
+        let perm = new.tce & TCE_RW;
+        let old = self
+            .hw
+            .exchange(&self.dma(), index, new.tce & !TCE_RW, perm, new.ua)
+            .map_err(hw_error)?;
+        Ok(HwEntry {
+            tce: old.tce,
+            ua: old.ua,
+        })
+    }
+
+    fn clear_range(&self, index: u64, n: u64, f: &mut dyn FnMut(HwEntry)) -> Result<(), HwError> {
+        let end = index.checked_add(n).ok_or(HwError::Failed)?;
+        for i in index..end {
+            let old = self.exchange(i, HwEntry::CLEAR)?;
+            if old.is_mapped() {
+                f(old);
+            }
+            // An H_STUFF_TCE may clear a whole window: let other tasks run (hooks may sleep).
+            if (i - index) % CLEAR_BATCH == CLEAR_BATCH - 1 {
+                glue::cond_resched();
+            }
+        }
+        Ok(())
+    }
+
+    fn invalidate(&self, index: u64, n: u64) {
+        self.hw.kill(index, n);
+    }
+}
+
+/// A region of preregistered memory, named by the range it was looked up with; each use looks
+/// it up again (see [`VmDma`]).
+#[derive(Clone, Copy)]
+pub(crate) struct DmaKey {
+    ua: u64,
+    size: u64,
+}
+
+/// The preregistered memory of the VM making a hypercall.
+pub(crate) struct KvmDma<'a>(pub(crate) VmDma<'a>);
+
+impl DmaMemory for KvmDma<'_> {
+    type Region = DmaKey;
+
+    fn lookup(&self, ua: u64, size: u64) -> Option<DmaKey> {
+        self.0.lookup(ua, size).then_some(DmaKey { ua, size })
+    }
+
+    fn ua_to_hpa(&self, _region: DmaKey, ua: u64, page_shift: u32) -> Option<u64> {
+        self.0.hpa(ua, page_shift)
+    }
+
+    fn mapped_inc(&self, region: DmaKey) -> bool {
+        self.0.inc(region.ua, region.size)
+    }
+
+    fn mapped_dec(&self, region: DmaKey) {
+        self.0.dec(region.ua, region.size)
+    }
+
+    fn map_page(&self, ua: u64, page_shift: u32) -> Option<(DmaKey, u64)> {
+        let hpa = self.0.map(ua, page_shift)?;
+        Some((
+            DmaKey {
+                ua,
+                size: 1u64 << page_shift,
+            },
+            hpa,
+        ))
+    }
+}
+
+/// The list behind [`Attached`].
+struct AttachList {
+    tables: KVec<Arc<HwAttach>>,
+}
+
+/// The hardware tables attached to one table, replaced as a whole (see the module
+/// documentation). Null when there are none, which costs a hypercall one load.
+pub(crate) struct Attached(AtomicPtr<AttachList>);
+
+impl Attached {
+    /// No tables attached.
+    pub(crate) const fn new() -> Self {
+        Self(AtomicPtr::new(ptr::null_mut()))
+    }
+
+    /// The attached tables, for as long as the hook handler runs.
+    pub(crate) fn get(&self, _in_hook: &InHook) -> &[Arc<HwAttach>] {
+        // SAFETY: A list is freed only after it was replaced and `kvmppc_tce_hooks_synchronize()`
+        // returned, which waits for this handler (`InHook`).
+        unsafe { self.0.load(Ordering::Acquire).as_ref() }.map_or(&[], |l| &l.tables[..])
+    }
+
+    /// The attached tables, for a writer, which holds [`REGISTRY`]'s lock (`_reg`).
+    fn locked<'a>(&'a self, _reg: &'a KVec<crate::table::Entry>) -> &'a [Arc<HwAttach>] {
+        // SAFETY: Lists are replaced and freed only by writers, which the lock excludes.
+        unsafe { self.0.load(Ordering::Acquire).as_ref() }.map_or(&[], |l| &l.tables[..])
+    }
+
+    /// Publishes `tables` (none if empty) and returns the old list, which the caller frees
+    /// only after `glue::hooks_synchronize()`. The caller holds [`REGISTRY`]'s lock.
+    fn replace(&self, tables: KVec<Arc<HwAttach>>) -> Result<Retired> {
+        let new = if tables.is_empty() {
+            ptr::null_mut()
+        } else {
+            KBox::into_raw(KBox::new(AttachList { tables }, GFP_KERNEL)?)
+        };
+        Ok(Retired(self.0.swap(new, Ordering::AcqRel)))
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        let list = *self.0.get_mut();
+        if !list.is_null() {
+            // SAFETY: The table is being freed: it was unpublished and the hooks synchronised,
+            // so no hypercall reads the list; it came from `KBox::into_raw`.
+            drop(unsafe { KBox::from_raw(list) });
+        }
+    }
+}
+
+/// A list taken out of [`Attached`], to be freed once no hypercall can read it.
+#[must_use]
+struct Retired(*mut AttachList);
+
+impl Retired {
+    /// Waits for the hypercalls that may read the list, then frees it.
+    fn free(self) {
+        if self.0.is_null() {
+            return;
+        }
+        glue::hooks_synchronize();
+        // SAFETY: The list is no longer published and no hypercall reads it after the
+        // synchronisation; it came from `KBox::into_raw`.
+        drop(unsafe { KBox::from_raw(self.0) });
+    }
+}
+
+/// Reads a `struct tce_accel_group` at `arg` and checks its fixed fields.
+fn read_group_args(arg: usize) -> Result<uapi::GroupArgs> {
+    let mut raw = [0u8; uapi::GROUP_SIZE];
+    UserSlice::new(UserPtr::from_addr(arg), raw.len())
+        .reader()
+        .read_slice(&mut raw)?;
+    let args = uapi::GroupArgs::decode(&raw);
+    if args.argsz as usize != uapi::GROUP_SIZE || args.flags != 0 || args.pad != 0 {
+        pr_debug!(
+            "group: argsz {} flags {:#x} pad {:#x} refused\n",
+            args.argsz,
+            args.flags,
+            args.pad
+        );
+        return Err(EINVAL);
+    }
+    Ok(args)
+}
+
+fn attach_reason(e: AttachError) -> &'static str {
+    match e {
+        AttachError::PageSize => "its IOMMU page is larger than the table's",
+        AttachError::Offset => "it starts at another bus address",
+        AttachError::Size => "it is smaller than the table's window",
+    }
+}
+
+/// `TCE_ACCEL_ATTACH_GROUP`.
+pub(crate) fn attach_ioctl(table: &Table, arg: usize) -> Result<isize> {
+    let args = read_group_args(arg)?;
+    let group = GroupRef::from_fd(args.group_fd, true).inspect_err(|e| {
+        pr_debug!("attach: fd {} is not a usable VFIO group ({:?})\n", args.group_fd, e);
+    })?;
+    let window = table.window();
+    let mut found = None;
+    let mut reason = "the group has no hardware window (VFIO_IOMMU_SPAPR_TCE_CREATE)";
+    for i in 0..GroupRef::max_windows() {
+        let Some(hw) = group.window(i)? else {
+            continue;
+        };
+        let candidate = HwAttach {
+            hw,
+            vm: table.vm().clone_ref(),
+        };
+        match check_attach(window, &candidate) {
+            Ok(()) => {
+                found = Some(candidate);
+                break;
+            }
+            Err(e) => reason = attach_reason(e),
+        }
+    }
+    let Some(found) = found else {
+        pr_info!(
+            "attach: liobn {:#x}: no hardware window of the VFIO group matches: {}\n",
+            window.liobn(),
+            reason
+        );
+        return Err(EINVAL);
+    };
+    let mut mapped = false;
+    window.for_each_entry(|_, tce| mapped |= tce & TCE_RW != 0);
+    if mapped {
+        pr_info!(
+            "attach: liobn {:#x} already maps entries; attach before the guest maps any\n",
+            window.liobn()
+        );
+        return Err(EBUSY);
+    }
+    let found = Arc::new(found, GFP_KERNEL)?;
+    let retired = {
+        let reg = REGISTRY.lock();
+        let table_id = found.hw.table_id();
+        let busy = reg.iter().any(|e| {
+            e.table()
+                .attached()
+                .locked(&reg)
+                .iter()
+                .any(|a| a.hw.table_id() == table_id)
+        }) || table
+            .attached()
+            .locked(&reg)
+            .iter()
+            .any(|a| a.hw.group_id() == group.id());
+        if busy {
+            pr_debug!("attach: the group or its hardware window is attached already\n");
+            return Err(EBUSY);
+        }
+        let cur = table.attached().locked(&reg);
+        let mut tables = KVec::with_capacity(cur.len() + 1, GFP_KERNEL)?;
+        for a in cur {
+            tables.push(a.clone(), GFP_KERNEL)?;
+        }
+        tables.push(found, GFP_KERNEL)?;
+        table.attached().replace(tables)?
+    };
+    retired.free();
+    Ok(0)
+}
+
+/// `TCE_ACCEL_DETACH_GROUP`.
+pub(crate) fn detach_ioctl(table: &Table, arg: usize) -> Result<isize> {
+    let args = read_group_args(arg)?;
+    let group = GroupRef::from_fd(args.group_fd, false)?;
+    let retired = {
+        let reg = REGISTRY.lock();
+        let cur = table.attached().locked(&reg);
+        if !cur.iter().any(|a| a.hw.group_id() == group.id()) {
+            return Err(ENOENT);
+        }
+        let mut tables = KVec::with_capacity(cur.len(), GFP_KERNEL)?;
+        for a in cur.iter().filter(|a| a.hw.group_id() != group.id()) {
+            tables.push(a.clone(), GFP_KERNEL)?;
+        }
+        table.attached().replace(tables)?
+    };
+    retired.free();
+    Ok(0)
+}
+
+/// `TCE_ACCEL_HW_ENTRY`: reads a hardware entry back, for tests and diagnosis.
+pub(crate) fn hw_entry_ioctl(table: &Table, arg: usize) -> Result<isize> {
+    if !glue::capable_sys_admin() {
+        return Err(EPERM);
+    }
+    let mut raw = [0u8; uapi::HW_ENTRY_SIZE];
+    let (mut reader, mut writer) =
+        UserSlice::new(UserPtr::from_addr(arg), raw.len()).reader_writer();
+    reader.read_slice(&mut raw)?;
+    let mut req = uapi::HwEntryArgs::decode(&raw);
+    if req.argsz as usize != uapi::HW_ENTRY_SIZE {
+        return Err(EINVAL);
+    }
+    let group = GroupRef::from_fd(req.group_fd, false)?;
+    // Held for the read: a concurrent detach cannot free the hardware table under it.
+    let hw = {
+        let reg = REGISTRY.lock();
+        table
+            .attached()
+            .locked(&reg)
+            .iter()
+            .find(|a| a.hw.group_id() == group.id())
+            .cloned()
+            .ok_or(ENOENT)?
+    };
+    let shift = hw.hw.page_shift();
+    if req.ioba & ((1u64 << shift) - 1) != 0 {
+        return Err(EINVAL);
+    }
+    let (tce, ua) = hw.hw.read(req.ioba >> shift)?;
+    req.tce = tce;
+    req.ua = ua;
+    req.page_shift = shift;
+    writer.write_slice(&req.encode())?;
+    Ok(0)
+}
