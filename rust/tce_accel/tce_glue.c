@@ -401,6 +401,18 @@ int tce_glue_hw_xchg(void *hw_, void *vm, u64 index, u64 *hpa, u64 *perm, u64 *u
 		}
 	} else {
 		pua = IOMMU_TABLE_USERSPACE_ENTRY_RO(tbl, index);
+		/*
+		 * Every mapping of a v2 window records its user address (VFIO's and ours), so
+		 * an entry without one is clear: skip the exchange, which on pseries is a
+		 * hypercall. This keeps an H_STUFF_TCE over a large, mostly empty window cheap.
+		 */
+		if (!pua || !*pua) {
+			*perm = 0;
+			*hpa = 0;
+			*ua = 0;
+			ret = 0;
+			goto out;
+		}
 	}
 	ret = iommu_tce_xchg_no_kill(((struct kvm *)vm)->mm, tbl, index, &h, &dir);
 	if (ret)
