@@ -20,9 +20,10 @@
 # tce.timeout=60); TCE_SHIM_TESTS (the tce_shim kernel-backend test binary, run by tce-init's
 # shim_kernel_backend test); TCE_DDW (the tce-ddw tool, whose benchmark tce-init's ddw_bench
 # runs on the module); TCE_VMM (the sample VMM samples/tce_vmm, built for ppc64le: tce-init's
-# guest_e2e runs `tce-vmm check`, guest_bench `tce-vmm bench` and unload_during_hypercalls
-# `tce-vmm hammer` inside the emulated POWER host; all three are skipped when it is not given,
-# and always on x86_64); TCE_SHUTDOWN (poweroff or
+# guest_e2e runs `tce-vmm check`, guest_bench `tce-vmm bench`, vfio_attach `tce-vmm vfio` (on
+# the emulated virtio-rng-pci device, 0000:00:02.0, which the ppc64le command line adds) and
+# unload_during_hypercalls `tce-vmm hammer` inside the emulated POWER host; all four are
+# skipped when it is not given, and always on x86_64); TCE_SHUTDOWN (poweroff or
 # reboot: how tce-init ends the VM; default reboot on x86_64, whose test kernel cannot power
 # off (no usable ACPI), poweroff on ppc64le);
 # TCE_KERNEL_SRC (kernel tree with kunit.py, default from
@@ -68,8 +69,10 @@ x86_64)
 	;;
 ppc64le)
 	image="$build/vmlinux"
+	# virtio-rng-pci: a PCI device (0000:00:02.0) for tce-init's vfio_attach to bind to
+	# vfio-pci and pass through to the sample VMM's guest.
 	qemu=(qemu-system-ppc64 -M pseries,cap-nested-hv=on -cpu power9 -accel tcg -m 2048
-		-smp "${TCE_QEMU_SMP:-2}")
+		-smp "${TCE_QEMU_SMP:-2}" -device virtio-rng-pci)
 	console=hvc0
 	shutdown=${TCE_SHUTDOWN:-poweroff}
 	;;

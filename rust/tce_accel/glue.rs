@@ -508,7 +508,9 @@ impl GroupRef {
             return Err(Error::from_errno(ret));
         }
         // INVARIANT: on success the C side took a reference and stored a non-null group.
-        NonNull::new(group).map(|group| Self { group }).ok_or(EINVAL)
+        NonNull::new(group)
+            .map(|group| Self { group })
+            .ok_or(EINVAL)
     }
 
     /// The group's identity.
@@ -634,7 +636,14 @@ impl HwRef {
         // SAFETY: By the type invariant `hw` is live, and `dma`'s VM lives; the in/out pointers
         // are valid places.
         let ret = unsafe {
-            ffi::tce_glue_hw_xchg(self.hw.as_ptr(), dma.vm(), index, &mut hpa, &mut perm, &mut ua)
+            ffi::tce_glue_hw_xchg(
+                self.hw.as_ptr(),
+                dma.vm(),
+                index,
+                &mut hpa,
+                &mut perm,
+                &mut ua,
+            )
         };
         if ret != 0 {
             return Err(Error::from_errno(ret));

@@ -278,7 +278,11 @@ fn attach_reason(e: AttachError) -> &'static str {
 pub(crate) fn attach_ioctl(table: &Table, arg: usize) -> Result<isize> {
     let args = read_group_args(arg)?;
     let group = GroupRef::from_fd(args.group_fd, true).inspect_err(|e| {
-        pr_debug!("attach: fd {} is not a usable VFIO group ({:?})\n", args.group_fd, e);
+        pr_debug!(
+            "attach: fd {} is not a usable VFIO group ({:?})\n",
+            args.group_fd,
+            e
+        );
     })?;
     let window = table.window();
     let mut found = None;
@@ -291,7 +295,17 @@ pub(crate) fn attach_ioctl(table: &Table, arg: usize) -> Result<isize> {
             hw,
             vm: table.vm().clone_ref(),
         };
-        match check_attach(window, &candidate) {
+        let fits = check_attach(window, &candidate);
+        pr_debug!(
+            "attach: liobn {:#x}: hardware window {}: {:#x} entries of 2^{} at entry {:#x}: {}\n",
+            window.liobn(),
+            i,
+            candidate.size(),
+            candidate.page_shift(),
+            candidate.offset(),
+            fits.map_or_else(attach_reason, |()| "matches")
+        );
+        match fits {
             Ok(()) => {
                 found = Some(candidate);
                 break;

@@ -315,6 +315,226 @@ pub enum Error {
         count: u64,
     },
 
+    /// A VFIO device file could not be opened.
+    #[error(
+        "cannot open {}; load vfio-pci and the sPAPR TCE IOMMU driver (modprobe vfio-pci \
+         vfio_iommu_spapr_tce) and run as root",
+        path.display()
+    )]
+    VfioOpen {
+        /// The device path.
+        path: PathBuf,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A PCI device has no IOMMU group, or its group cannot be read from sysfs.
+    #[error(
+        "PCI device {device} has no IOMMU group ({} cannot be read); check the address \
+         (lspci -D) and that the host's IOMMU is on",
+        path.display()
+    )]
+    NoIommuGroup {
+        /// The PCI address.
+        device: String,
+        /// The sysfs link read.
+        path: PathBuf,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A PCI address is not of the form `DDDD:BB:SS.F`.
+    #[error("{device:?} is not a PCI address of the form 0000:00:02.0")]
+    BadPciAddress {
+        /// The text given.
+        device: String,
+    },
+
+    /// A PCI device could not be bound to vfio-pci through sysfs.
+    #[error("cannot bind PCI device {device} to vfio-pci: writing {} failed", path.display())]
+    BindVfioPci {
+        /// The PCI address.
+        device: String,
+        /// The sysfs file written.
+        path: PathBuf,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A VFIO group is not viable.
+    #[error(
+        "VFIO group {group} is not viable: every device in /sys/kernel/iommu_groups/{group}/devices \
+         must be bound to vfio-pci (or to no driver) before a VM can use the group"
+    )]
+    GroupNotViable {
+        /// The group number.
+        group: u32,
+    },
+
+    /// A VFIO group is already in a container.
+    #[error("VFIO group {group} is already in a VFIO container (another VMM may be using it)")]
+    GroupInUse {
+        /// The group number.
+        group: u32,
+    },
+
+    /// The kernel's VFIO does not offer the sPAPR TCE v2 IOMMU.
+    #[error(
+        "VFIO on this host has no sPAPR TCE v2 IOMMU (VFIO_SPAPR_TCE_v2_IOMMU); it needs a POWER \
+         host with CONFIG_VFIO_IOMMU_SPAPR_TCE"
+    )]
+    NoSpaprV2,
+
+    /// A VFIO ioctl on a container or group failed.
+    #[error("{ioctl} failed on {what}")]
+    Vfio {
+        /// The ioctl's name.
+        ioctl: &'static str,
+        /// The object, described ("VFIO group 3", "the VFIO container").
+        what: String,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Guest memory could not be preregistered.
+    #[error(
+        "cannot preregister {size:#x} bytes of guest memory at {vaddr:#x} for DMA \
+         (VFIO_IOMMU_SPAPR_REGISTER_MEMORY): {}",
+        register_reason(source)
+    )]
+    RegisterMemory {
+        /// The user address.
+        vaddr: u64,
+        /// The size in bytes.
+        size: u64,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Preregistered guest memory could not be unregistered.
+    #[error(
+        "cannot unregister the guest memory at {vaddr:#x} ({size:#x} bytes) \
+         (VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY): {}",
+        unregister_reason(source)
+    )]
+    UnregisterMemory {
+        /// The user address.
+        vaddr: u64,
+        /// The size in bytes.
+        size: u64,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A window cannot have a hardware window: its size does not round up to a power of two.
+    #[error("the window of LIOBN {liobn:#x} ({window}) is too large for a hardware DMA window")]
+    HwWindowTooLarge {
+        /// The LIOBN.
+        liobn: u64,
+        /// The window, described.
+        window: String,
+    },
+
+    /// `VFIO_IOMMU_SPAPR_TCE_CREATE` failed.
+    #[error(
+        "cannot create the hardware DMA window for LIOBN {liobn:#x} ({window}; hardware window \
+         of {window_size:#x} bytes, {levels} level(s)): {}",
+        create_reason(source)
+    )]
+    HwWindowCreate {
+        /// The LIOBN.
+        liobn: u64,
+        /// The guest's window, described.
+        window: String,
+        /// The hardware window's size in bytes.
+        window_size: u64,
+        /// The levels asked for.
+        levels: u32,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The hardware window landed at another bus address than the guest's window.
+    #[error(
+        "the hardware DMA window for LIOBN {liobn:#x} was created at bus address {got:#x}, \
+         but the guest's window ({window}) starts at {want:#x}; the host's PHB places its \
+         windows differently from the guest's PHB description (check its default window and \
+         64-bit DMA base)"
+    )]
+    HwWindowAddress {
+        /// The LIOBN.
+        liobn: u64,
+        /// The guest's window, described.
+        window: String,
+        /// The guest's bus address.
+        want: u64,
+        /// The hardware window's bus address.
+        got: u64,
+    },
+
+    /// `VFIO_IOMMU_SPAPR_TCE_REMOVE` failed.
+    #[error(
+        "cannot remove the hardware DMA window at bus address {start:#x} of LIOBN {liobn:#x} \
+         (VFIO_IOMMU_SPAPR_TCE_REMOVE)"
+    )]
+    HwWindowRemove {
+        /// The LIOBN.
+        liobn: u64,
+        /// The hardware window's bus address.
+        start: u64,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// `TCE_ACCEL_ATTACH_GROUP` failed.
+    #[error(
+        "cannot attach VFIO group {group} to the TCE table of LIOBN {liobn:#x} ({window}): {}",
+        attach_reason(source, *group, window)
+    )]
+    AttachGroup {
+        /// The group number.
+        group: u32,
+        /// The LIOBN.
+        liobn: u64,
+        /// The window, described.
+        window: String,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// `TCE_ACCEL_DETACH_GROUP` failed.
+    #[error(
+        "cannot detach VFIO group {group} from the TCE table of LIOBN {liobn:#x} \
+         (TCE_ACCEL_DETACH_GROUP)"
+    )]
+    DetachGroup {
+        /// The group number.
+        group: u32,
+        /// The LIOBN.
+        liobn: u64,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A PHB's LIOBNs already have VFIO groups.
+    #[error("the LIOBNs {first:#x} to {last:#x} already belong to a PHB with VFIO groups")]
+    HwPhbOverlap {
+        /// The PHB's first LIOBN.
+        first: u64,
+        /// Its last LIOBN.
+        last: u64,
+    },
+
     /// A file could not be read.
     #[error("cannot read {}", path.display())]
     ReadFile {
@@ -347,12 +567,15 @@ impl Error {
         const ENOENT: i32 = 2;
         const EINVAL: i32 = 22;
         const EIO: i32 = 5;
+        const ENODEV: i32 = 19;
         match self {
             Error::LiobnBusy { .. } => EBUSY,
             Error::NoMemory { .. } | Error::PageMemory { .. } => ENOMEM,
             Error::UnknownLiobn { .. } | Error::NoWindow { .. } => ENOENT,
             Error::InvalidWindow { .. } | Error::IndexOutsideWindow { .. } => EINVAL,
             Error::NotATable { .. } => EBADF,
+            Error::GroupInUse { .. } | Error::HwPhbOverlap { .. } => EBUSY,
+            Error::NoSpaprV2 => ENODEV,
             Error::OpenDevice { source, .. }
             | Error::OpenKvm { source }
             | Error::CreateVm { source }
@@ -363,9 +586,73 @@ impl Error {
             | Error::OpenProcess { source, .. }
             | Error::TakeFd { source, .. }
             | Error::ReadFile { source, .. }
-            | Error::WriteFile { source, .. } => source.raw_os_error().unwrap_or(EIO),
+            | Error::WriteFile { source, .. }
+            | Error::VfioOpen { source, .. }
+            | Error::NoIommuGroup { source, .. }
+            | Error::BindVfioPci { source, .. }
+            | Error::Vfio { source, .. }
+            | Error::RegisterMemory { source, .. }
+            | Error::UnregisterMemory { source, .. }
+            | Error::HwWindowCreate { source, .. }
+            | Error::HwWindowRemove { source, .. }
+            | Error::AttachGroup { source, .. }
+            | Error::DetachGroup { source, .. } => source.raw_os_error().unwrap_or(EIO),
             _ => EINVAL,
         }
+    }
+}
+
+/// What an errno of `TCE_ACCEL_ATTACH_GROUP` means, in the words of its user API.
+fn attach_reason(e: &io::Error, group: u32, window: &str) -> String {
+    match e.raw_os_error() {
+        Some(9) => "the group's file descriptor is not open".into(),
+        Some(22) => format!(
+            "no hardware window of VFIO group {group} matches window {window}: hardware page \
+             larger than the guest's, other bus address, or smaller (or the descriptor is not a \
+             VFIO group; the kernel log says which)"
+        ),
+        Some(19) => "the group has no sPAPR TCE table group (not a POWER PHB's group)".into(),
+        Some(1) => "the group's DMA is not owned by user space: put it in a VFIO container \
+                    and set the sPAPR TCE v2 IOMMU first"
+            .into(),
+        Some(16) => "the group, or its hardware table, is attached to a TCE table already".into(),
+        Some(12) => "the host is short of memory".into(),
+        Some(25) => "the tce_accel module is older than this tool (no VFIO support)".into(),
+        _ => "the tce_accel module refused".into(),
+    }
+}
+
+/// What an errno of `VFIO_IOMMU_SPAPR_TCE_CREATE` means.
+fn create_reason(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(28) => "the PHB has no free DMA window (the host allows two per PE)",
+        Some(22) => {
+            "the host's PHB does not support this page size, window size or number of levels"
+        }
+        Some(1) => "no VFIO group is in the container",
+        Some(12) => "the host is short of memory for the hardware table",
+        Some(16) => "a window already exists at that place",
+        _ => "the host refused",
+    }
+}
+
+/// What an errno of `VFIO_IOMMU_SPAPR_REGISTER_MEMORY` means.
+fn register_reason(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(22) => "the address and size must be aligned to the host page size",
+        Some(12) => "it does not fit in the locked-memory limit (ulimit -l, RLIMIT_MEMLOCK)",
+        Some(16) => "it overlaps memory registered before with other bounds",
+        Some(14) => "the memory is not mapped in this process",
+        _ => "the host refused",
+    }
+}
+
+/// What an errno of `VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY` means.
+fn unregister_reason(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(16) => "hardware TCEs still map it (a window was not cleared or removed)",
+        Some(2) => "it was not registered with these bounds",
+        _ => "the host refused",
     }
 }
 

@@ -12,6 +12,10 @@
 //! - [`SimTables`]: the same engine tables in this process, on tce-sim's simulated host, for
 //!   tests, tools and machines without the module.
 //!
+//! [`HwTables`] wraps a backend so that the windows of a PHB with VFIO groups also get hardware
+//! DMA windows ([`vfio`]: the sPAPR TCE v2 IOMMU) with the groups attached to their tables, so
+//! that the guest's hypercalls update the hardware tables in the kernel.
+//!
 //! Creating a window only creates its table: no entry is touched, so a 2^31-entry window costs
 //! what a 16-entry one costs. [`save`] and [`restore`] migrate a table as its populated entries
 //! only ([`SavedTable`], with a small versioned binary format), using the list of existing
@@ -24,6 +28,7 @@
 #![deny(unsafe_code)]
 
 mod error;
+pub mod hw;
 pub mod ioctl;
 pub mod kernel;
 pub mod saved;
@@ -32,6 +37,7 @@ pub mod sim;
 mod sys;
 pub mod table;
 pub mod uapi;
+pub mod vfio;
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +45,11 @@ mod tests;
 pub use error::{
     Error,
     Result, //
+};
+pub use hw::{
+    HwTables,
+    HwWindowInfo,
+    HwWindows, //
 };
 pub use kernel::{
     KernelTable,

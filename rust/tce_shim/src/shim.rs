@@ -206,6 +206,12 @@ impl<T: Tables> Shim<T> {
         &self.tables
     }
 
+    /// Returns the backend, to change how it backs windows created from now on (such as
+    /// giving a PHB its VFIO groups with [`crate::HwTables::add_phb`]).
+    pub fn tables_mut(&mut self) -> &mut T {
+        &mut self.tables
+    }
+
     /// Returns the table of the active window `liobn`.
     pub fn table(&self, liobn: u32) -> Result<T::Table> {
         if !self.windows().any(|w| w.liobn == liobn) {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Every system call of the crate: the tce_accel and KVM ioctls, table mappings and pidfds.
+//! Every system call of the crate: the tce_accel, KVM and VFIO ioctls, table mappings and pidfds.
 //!
 //! With [`crate::ioctl`] (the argument adapters), this is the only module with `unsafe` code.
 //! Each function returns the raw result; the callers turn failures into [`crate::Error`].
@@ -37,15 +37,37 @@ use crate::ioctl::{
 };
 use crate::uapi::{
     CreateTableArgs,
+    GroupArgs,
+    HwEntryArgs,
     RawWindow,
     TableInfoArgs,
     TablePagesArgs,
+    VfioGroupStatus,
+    VfioSpaprRegisterMemory,
+    VfioSpaprTceCreate,
+    VfioSpaprTceInfo,
+    VfioSpaprTceRemove,
     CREATE_TABLE_SIZE,
+    GROUP_SIZE,
+    HW_ENTRY_SIZE,
     KVM_CREATE_VM,
     TABLE_PAGES_SIZE,
+    TCE_ACCEL_ATTACH_GROUP,
     TCE_ACCEL_CREATE_TABLE,
+    TCE_ACCEL_DETACH_GROUP,
+    TCE_ACCEL_HW_ENTRY,
     TCE_ACCEL_TABLE_INFO,
-    TCE_ACCEL_TABLE_PAGES, //
+    TCE_ACCEL_TABLE_PAGES,
+    VFIO_CHECK_EXTENSION,
+    VFIO_GET_API_VERSION,
+    VFIO_GROUP_GET_STATUS,
+    VFIO_GROUP_SET_CONTAINER,
+    VFIO_IOMMU_SPAPR_REGISTER_MEMORY,
+    VFIO_IOMMU_SPAPR_TCE_CREATE,
+    VFIO_IOMMU_SPAPR_TCE_GET_INFO,
+    VFIO_IOMMU_SPAPR_TCE_REMOVE,
+    VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY,
+    VFIO_SET_IOMMU, //
 };
 
 /// `TCE_ACCEL_CREATE_TABLE` on `/dev/tce_accel`: returns the new table's file descriptor.
@@ -93,6 +115,156 @@ pub fn table_pages(table: BorrowedFd<'_>, start: u64, out: &mut [u64]) -> SysRes
         .ok()
         .filter(|&n| n <= out.len())
         .ok_or(Errno::RANGE)
+}
+
+/// `TCE_ACCEL_ATTACH_GROUP` (`attach`) or `TCE_ACCEL_DETACH_GROUP` on a table file descriptor.
+pub fn accel_group(table: BorrowedFd<'_>, group: BorrowedFd<'_>, attach: bool) -> SysResult<()> {
+    let mut args = GroupArgs {
+        argsz: GROUP_SIZE as u32,
+        flags: 0,
+        group_fd: group.as_raw_fd(),
+        pad: 0,
+    };
+    let opcode = if attach {
+        TCE_ACCEL_ATTACH_GROUP
+    } else {
+        TCE_ACCEL_DETACH_GROUP
+    };
+    // SAFETY: both ioctls take a `struct tce_accel_group`, which `GroupArgs` is (its layout is
+    // checked in `uapi`); `group` stays open during the call.
+    unsafe { ptr_ioctl(table, opcode, &mut args)? };
+    Ok(())
+}
+
+/// `TCE_ACCEL_HW_ENTRY` on a table file descriptor: the hardware entry at bus address `ioba`
+/// of the attached VFIO group `group`.
+pub fn accel_hw_entry(
+    table: BorrowedFd<'_>,
+    group: BorrowedFd<'_>,
+    ioba: u64,
+) -> SysResult<HwEntryArgs> {
+    let mut args = HwEntryArgs {
+        argsz: HW_ENTRY_SIZE as u32,
+        group_fd: group.as_raw_fd(),
+        ioba,
+        ..HwEntryArgs::default()
+    };
+    // SAFETY: TCE_ACCEL_HW_ENTRY reads and writes a `struct tce_accel_hw_entry`, which
+    // `HwEntryArgs` is; every bit pattern is a valid `HwEntryArgs`.
+    unsafe { ptr_ioctl(table, TCE_ACCEL_HW_ENTRY, &mut args)? };
+    Ok(args)
+}
+
+/// `VFIO_GET_API_VERSION` on a VFIO container.
+pub fn vfio_api_version(container: BorrowedFd<'_>) -> SysResult<i32> {
+    // SAFETY: VFIO_GET_API_VERSION takes no argument and returns the version.
+    unsafe { int_ioctl(container, VFIO_GET_API_VERSION, 0) }
+}
+
+/// `VFIO_CHECK_EXTENSION` on a VFIO container: a positive value if `extension` is offered.
+pub fn vfio_check_extension(container: BorrowedFd<'_>, extension: u32) -> SysResult<i32> {
+    // SAFETY: VFIO_CHECK_EXTENSION takes the extension as an integer argument.
+    unsafe { int_ioctl(container, VFIO_CHECK_EXTENSION, extension as usize) }
+}
+
+/// `VFIO_SET_IOMMU` on a VFIO container that holds at least one group.
+pub fn vfio_set_iommu(container: BorrowedFd<'_>, iommu: u32) -> SysResult<()> {
+    // SAFETY: VFIO_SET_IOMMU takes the IOMMU type as an integer argument.
+    unsafe { int_ioctl(container, VFIO_SET_IOMMU, iommu as usize)? };
+    Ok(())
+}
+
+/// `VFIO_GROUP_GET_STATUS` on a VFIO group: its `VFIO_GROUP_FLAGS_*`.
+pub fn vfio_group_status(group: BorrowedFd<'_>) -> SysResult<u32> {
+    let mut status = VfioGroupStatus {
+        argsz: std::mem::size_of::<VfioGroupStatus>() as u32,
+        flags: 0,
+    };
+    // SAFETY: VFIO_GROUP_GET_STATUS reads and writes a `struct vfio_group_status`, which
+    // `VfioGroupStatus` is.
+    unsafe { ptr_ioctl(group, VFIO_GROUP_GET_STATUS, &mut status)? };
+    Ok(status.flags)
+}
+
+/// `VFIO_GROUP_SET_CONTAINER` on a VFIO group: puts it in `container`.
+pub fn vfio_group_set_container(group: BorrowedFd<'_>, container: BorrowedFd<'_>) -> SysResult<()> {
+    let mut fd: i32 = container.as_raw_fd();
+    // SAFETY: VFIO_GROUP_SET_CONTAINER reads an `__s32` file descriptor through its pointer;
+    // `container` stays open during the call.
+    unsafe { ptr_ioctl(group, VFIO_GROUP_SET_CONTAINER, &mut fd)? };
+    Ok(())
+}
+
+/// `VFIO_IOMMU_SPAPR_TCE_GET_INFO` on a VFIO container with the sPAPR IOMMU set.
+pub fn vfio_spapr_info(container: BorrowedFd<'_>) -> SysResult<VfioSpaprTceInfo> {
+    let mut info = VfioSpaprTceInfo {
+        argsz: std::mem::size_of::<VfioSpaprTceInfo>() as u32,
+        ..VfioSpaprTceInfo::default()
+    };
+    // SAFETY: VFIO_IOMMU_SPAPR_TCE_GET_INFO fills a `struct vfio_iommu_spapr_tce_info`, which
+    // `VfioSpaprTceInfo` is, up to `argsz` bytes; every bit pattern is valid.
+    unsafe { ptr_ioctl(container, VFIO_IOMMU_SPAPR_TCE_GET_INFO, &mut info)? };
+    Ok(info)
+}
+
+/// `VFIO_IOMMU_SPAPR_REGISTER_MEMORY` (`register`) or `_UNREGISTER_MEMORY` on a VFIO
+/// container: pins (or unpins) `size` bytes of this process's memory at `vaddr` for DMA.
+pub fn vfio_spapr_memory(
+    container: BorrowedFd<'_>,
+    vaddr: u64,
+    size: u64,
+    register: bool,
+) -> SysResult<()> {
+    let mut args = VfioSpaprRegisterMemory {
+        argsz: std::mem::size_of::<VfioSpaprRegisterMemory>() as u32,
+        flags: 0,
+        vaddr,
+        size,
+    };
+    let opcode = if register {
+        VFIO_IOMMU_SPAPR_REGISTER_MEMORY
+    } else {
+        VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY
+    };
+    // SAFETY: both ioctls read a `struct vfio_iommu_spapr_register_memory`, which
+    // `VfioSpaprRegisterMemory` is. The kernel never accesses the memory at `vaddr` through
+    // this call; it pins the pages there (or lets them go), which changes no Rust object.
+    unsafe { ptr_ioctl(container, opcode, &mut args)? };
+    Ok(())
+}
+
+/// `VFIO_IOMMU_SPAPR_TCE_CREATE` on a VFIO container: creates a hardware DMA window and
+/// returns its bus address.
+pub fn vfio_spapr_create(
+    container: BorrowedFd<'_>,
+    page_shift: u32,
+    window_size: u64,
+    levels: u32,
+) -> SysResult<u64> {
+    let mut args = VfioSpaprTceCreate {
+        argsz: std::mem::size_of::<VfioSpaprTceCreate>() as u32,
+        page_shift,
+        window_size,
+        levels,
+        ..VfioSpaprTceCreate::default()
+    };
+    // SAFETY: VFIO_IOMMU_SPAPR_TCE_CREATE reads and writes a
+    // `struct vfio_iommu_spapr_tce_create`, which `VfioSpaprTceCreate` is.
+    unsafe { ptr_ioctl(container, VFIO_IOMMU_SPAPR_TCE_CREATE, &mut args)? };
+    Ok(args.start_addr)
+}
+
+/// `VFIO_IOMMU_SPAPR_TCE_REMOVE` on a VFIO container: removes the window at `start_addr`.
+pub fn vfio_spapr_remove(container: BorrowedFd<'_>, start_addr: u64) -> SysResult<()> {
+    let mut args = VfioSpaprTceRemove {
+        argsz: std::mem::size_of::<VfioSpaprTceRemove>() as u32,
+        flags: 0,
+        start_addr,
+    };
+    // SAFETY: VFIO_IOMMU_SPAPR_TCE_REMOVE reads a `struct vfio_iommu_spapr_tce_remove`, which
+    // `VfioSpaprTceRemove` is.
+    unsafe { ptr_ioctl(container, VFIO_IOMMU_SPAPR_TCE_REMOVE, &mut args)? };
+    Ok(())
 }
 
 /// `KVM_CREATE_VM` on `/dev/kvm`, with a machine type (0 is the architecture's default).

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::{
+    AsFd,
     AsRawFd,
     OwnedFd, //
 };
@@ -333,6 +334,25 @@ fn a_table_taken_from_a_process_can_be_dumped() {
     assert_eq!(saved::save(&other).unwrap().entries(), [(77, 0x10003)]);
 }
 
+#[test]
+fn attaching_a_file_that_is_not_a_vfio_group_is_refused_without_a_leak() {
+    let _g = serial();
+    let before = usage();
+    let Some(vm) = vm("attaching_a_file_that_is_not_a_vfio_group_is_refused_without_a_leak") else {
+        return;
+    };
+    let mut tables = KernelTables::open(vm).unwrap();
+    tables
+        .create(WindowParams::new(0x4001, 16, (1u64 << 59) >> 16, 1 << 16))
+        .unwrap();
+    let table = tables.table(0x4001).unwrap();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let err = tce_shim::vfio::attach_group(table.fd(), null.as_fd()).unwrap_err();
+    assert_eq!(err, rustix::io::Errno::INVAL);
+    drop((table, null, tables));
+    assert_eq!(usage(), before);
+}
+
 /// The ioctl numbers, pinned for the architecture this runs on. It lives here rather than among
 /// the unit tests so that it runs natively on both architectures: make check runs this file in
 /// the x86-64 and the ppc64le test VMs.
@@ -343,12 +363,66 @@ fn ioctl_numbers_are_pinned_for_this_architecture() {
         u64::from(uapi::TCE_ACCEL_TABLE_INFO),
         u64::from(uapi::TCE_ACCEL_TABLE_PAGES),
         u64::from(uapi::KVM_CREATE_VM),
+        u64::from(uapi::TCE_ACCEL_ATTACH_GROUP),
+        u64::from(uapi::TCE_ACCEL_DETACH_GROUP),
+        u64::from(uapi::TCE_ACCEL_HW_ENTRY),
+        u64::from(uapi::VFIO_GET_API_VERSION),
+        u64::from(uapi::VFIO_CHECK_EXTENSION),
+        u64::from(uapi::VFIO_SET_IOMMU),
+        u64::from(uapi::VFIO_GROUP_GET_STATUS),
+        u64::from(uapi::VFIO_GROUP_SET_CONTAINER),
+        u64::from(uapi::VFIO_GROUP_UNSET_CONTAINER),
+        u64::from(uapi::VFIO_IOMMU_SPAPR_TCE_GET_INFO),
+        u64::from(uapi::VFIO_IOMMU_SPAPR_REGISTER_MEMORY),
+        u64::from(uapi::VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY),
+        u64::from(uapi::VFIO_IOMMU_SPAPR_TCE_CREATE),
+        u64::from(uapi::VFIO_IOMMU_SPAPR_TCE_REMOVE),
     ];
-    // The values of <linux/ioctl.h> on each architecture, as the C compiler computes them.
+    // The values of <linux/ioctl.h> on each architecture, as the C compiler computes them
+    // (gcc and powerpc64le-linux-gnu-gcc on include/uapi/tce_accel.h and <linux/vfio.h>). VFIO's
+    // numbers are all _IO: on powerpc that sets the direction field to 1 (0x2000_0000).
     #[cfg(target_arch = "x86_64")]
-    let expected = [0x4028_B900u64, 0x8040_B901, 0xC020_B902, 0xAE01];
+    let expected = [
+        0x4028_B900u64,
+        0x8040_B901,
+        0xC020_B902,
+        0xAE01,
+        0x4010_B903,
+        0x4010_B904,
+        0xC028_B905,
+        0x3B64,
+        0x3B65,
+        0x3B66,
+        0x3B67,
+        0x3B68,
+        0x3B69,
+        0x3B70,
+        0x3B75,
+        0x3B76,
+        0x3B77,
+        0x3B78,
+    ];
     #[cfg(target_arch = "powerpc64")]
-    let expected = [0x8028_B900u64, 0x4040_B901, 0xC020_B902, 0x2000_AE01];
+    let expected = [
+        0x8028_B900u64,
+        0x4040_B901,
+        0xC020_B902,
+        0x2000_AE01,
+        0x8010_B903,
+        0x8010_B904,
+        0xC028_B905,
+        0x2000_3B64,
+        0x2000_3B65,
+        0x2000_3B66,
+        0x2000_3B67,
+        0x2000_3B68,
+        0x2000_3B69,
+        0x2000_3B70,
+        0x2000_3B75,
+        0x2000_3B76,
+        0x2000_3B77,
+        0x2000_3B78,
+    ];
     #[cfg(any(target_arch = "x86_64", target_arch = "powerpc64"))]
     assert_eq!(
         numbers,

@@ -164,6 +164,44 @@ pub enum Error {
     #[error("this VM has no DDW shim (it was made without /dev/tce_accel)")]
     NoShim,
 
+    /// A file the VMM needs cannot be opened.
+    #[error("cannot open {path}")]
+    OpenFile {
+        /// The file.
+        path: &'static str,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The host physical address of a page of guest RAM cannot be found.
+    #[error(
+        "cannot find the host physical address of user address {addr:#x} in /proc/self/pagemap"
+    )]
+    Pagemap {
+        /// The user address.
+        addr: u64,
+        /// The reason.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Guest RAM is not aligned as preregistration and 64 KiB IOMMU pages need.
+    #[error(
+        "guest RAM is mapped at {addr:#x}, which is not 64 KiB-aligned; the vfio mode needs a          host with 64 KiB pages (CONFIG_PPC_64K_PAGES)"
+    )]
+    RamNotAligned {
+        /// The address of guest RAM in the VMM.
+        addr: u64,
+    },
+
+    /// The VFIO group the VMM put in its container is not there.
+    #[error("VFIO group {group} is not in the VMM's container")]
+    GroupGone {
+        /// The group number.
+        group: u32,
+    },
+
     /// A vCPU thread died.
     #[error("vCPU thread {vcpu} panicked")]
     VcpuPanic {

@@ -9,7 +9,8 @@
 //! ([`hcall`] states the two rules), and checks every result against tce-sim's simulated
 //! machine (`check`) or measures per-call latency from the guest's timebase (`bench`).
 //! `hammer` keeps vCPUs issuing calls, with `/dev/tce_accel` closed, while a test unloads the
-//! module.
+//! module. `vfio` passes a PCI device's VFIO group through to the guest's DMA window and checks
+//! the hardware table the guest's hypercalls update in the kernel.
 
 #![deny(missing_docs)]
 // `unsafe` lives in `sys` (every system call), plus the one call in `kvm` that hands guest RAM
@@ -31,6 +32,7 @@ mod scenario;
 mod sys;
 mod table;
 mod uapi;
+mod vfio;
 mod vmm;
 
 use std::process::ExitCode;
@@ -117,6 +119,31 @@ enum Command {
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=8))]
         vcpus: u64,
     },
+    /// Pass a PCI device's VFIO group through to a guest DMA window and check the hardware
+    /// table that the guest's TCE hypercalls update in the kernel.
+    ///
+    /// Binds the device to vfio-pci if needed, puts its group in a VFIO container with the
+    /// sPAPR TCE v2 IOMMU, preregisters guest RAM and gives the group to the shim's PHB. The
+    /// guest creates a window of 64 KiB IOMMU pages; the shim creates the matching hardware
+    /// window and attaches the group to the window's tce_accel table. The guest runs H_PUT_TCE,
+    /// H_PUT_TCE_INDIRECT, H_STUFF_TCE and H_GET_TCE; every result and the guest-view table are
+    /// checked against the simulator, and every hardware entry (TCE_ACCEL_HW_ENTRY) against the
+    /// host physical address of the guest page. Then bad attaches must fail with the right
+    /// errno, the guest removes its window, and unregistering guest RAM must succeed.
+    Vfio {
+        /// The PCI device whose IOMMU group is passed through.
+        #[arg(long, default_value = "0000:00:02.0")]
+        device: String,
+        /// log2 of the guest window's size in bytes (17 to 36: 2 to 2^20 entries of 64 KiB).
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(17..=36))]
+        window_shift: u32,
+        /// Levels of the hardware table (the pseries platform accepts only 1).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+        levels: u32,
+        /// H_PUT_TCE calls to time on the VFIO-attached window (0: no timing).
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=50000))]
+        bench_calls: u64,
+    },
 }
 
 /// Parses the command line; a usage error is printed as `tce-vmm: <reason>` with status 2.
@@ -166,6 +193,17 @@ fn main() -> ExitCode {
         Command::Hammer { seconds, vcpus } => hammer::run(&hammer::Options {
             vcpus: vcpus as usize,
             duration: Duration::from_secs(seconds),
+        }),
+        Command::Vfio {
+            device,
+            window_shift,
+            levels,
+            bench_calls,
+        } => vfio::run(&vfio::Options {
+            device,
+            window_shift,
+            levels,
+            bench_calls,
         }),
     };
     match outcome {

@@ -20,7 +20,11 @@ use tce_engine::tce::{
     H_STUFF_TCE, //
 };
 use tce_engine::window::WindowParams;
+use tce_shim::vfio::Container;
 use tce_shim::{
+    HwTables,
+    HwWindowInfo,
+    KernelTable,
     KernelTables,
     Shim,
     Table, //
@@ -131,6 +135,10 @@ impl Windows {
     }
 }
 
+/// The DDW shim of the VMM: `tce_accel` tables, with hardware windows on a PHB with VFIO
+/// groups (see [`Vmm::give_vfio`]).
+pub type VmmShim = Shim<HwTables<KernelTables, Arc<Container>>>;
+
 /// The VMM.
 pub struct Vmm {
     // Fields drop in order: everything that holds the VM or a table goes before the VM, and
@@ -138,7 +146,7 @@ pub struct Vmm {
     /// The VM's windows.
     pub paths: Paths,
     /// The DDW shim; `None` in a VM made by [`Vmm::without_shim`].
-    shim: Option<Mutex<Shim<KernelTables>>>,
+    shim: Option<Mutex<VmmShim>>,
     vm: Vm,
     _kvm: Kvm,
     /// Guest RAM.
@@ -190,7 +198,7 @@ impl Vmm {
             progress::step("opening /dev/tce_accel and adding the PHB".into());
             let tables = KernelTables::open(vm.dup_fd()?)?;
             let phbs = [PhbDesc::simulator_default(BUID, LIOBN_BASE)];
-            Some(Mutex::new(Shim::with_phbs(tables, &phbs)?))
+            Some(Mutex::new(Shim::with_phbs(HwTables::new(tables), &phbs)?))
         } else {
             None
         };
@@ -209,10 +217,40 @@ impl Vmm {
     }
 
     /// The DDW shim, locked; `None` in a VM without one.
-    fn shim(&self) -> Option<MutexGuard<'_, Shim<KernelTables>>> {
+    fn shim(&self) -> Option<MutexGuard<'_, VmmShim>> {
         self.shim
             .as_ref()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Gives the PHB the VFIO groups of `container`: every DMA window the guest creates from
+    /// now on gets a hardware window of the container, with a table of `levels` levels, and
+    /// the groups attached to its table.
+    pub fn give_vfio(&self, container: Arc<Container>, levels: u32) -> Result<()> {
+        let mut shim = self.shim().ok_or(Error::NoShim)?;
+        let desc = PhbDesc::simulator_default(BUID, LIOBN_BASE);
+        let tables = shim.tables_mut();
+        tables.set_levels(levels);
+        tables.add_phb(&desc, container)?;
+        Ok(())
+    }
+
+    /// The hardware window of the accel window `liobn`, if it has one.
+    pub fn hw_window(&self, liobn: u64) -> Option<HwWindowInfo> {
+        self.shim()?.tables().hw_window(liobn)
+    }
+
+    /// A set of `tce_accel` tables of the VM outside the shim and its PHB, for tests of bad
+    /// input; its tables close when it is dropped.
+    pub fn scratch_tables(&self) -> Result<KernelTables> {
+        Ok(KernelTables::open(self.vm.dup_fd()?)?)
+    }
+
+    /// The `tce_accel` table of the active window `liobn`.
+    pub fn accel_table(&self, liobn: u64) -> Result<Arc<KernelTable>> {
+        let shim = self.shim().ok_or(Error::NoShim)?;
+        let liobn = u32::try_from(liobn).map_err(|_| Error::WindowGone { liobn })?;
+        Ok(shim.table(liobn)?)
     }
 
     /// Creates vCPU `id`.
@@ -222,7 +260,7 @@ impl Vmm {
 
     /// Makes the paths follow the shim's windows: a window the shim created is added as an
     /// accel path, one it removed is forgotten (its table closes once no call holds it).
-    fn sync_accel_paths(&self, shim: &Shim<KernelTables>) -> Result<()> {
+    fn sync_accel_paths(&self, shim: &VmmShim) -> Result<()> {
         let active: BTreeSet<u64> = shim.windows().map(|w| u64::from(w.liobn)).collect();
         for liobn in self.paths.liobns(PathKind::Accel) {
             if !active.contains(&liobn) {
@@ -313,19 +351,9 @@ impl Vmm {
         Ok(())
     }
 
-    /// Sets up the three paths: the guest asks for a 2^20-entry DMA window with
-    /// `ibm,query-pe-dma-window` and `ibm,create-pe-dma-window` (the shim backs it with a
-    /// `tce_accel` table), then the VMM makes a KVM table and an engine table with the same
-    /// parameters.
-    pub fn set_up_windows(&self, vcpu: &mut Vcpu) -> Result<Windows> {
-        let buid = [(BUID >> 32) as u32, BUID as u32];
-        let query = RtasRequest::new(RtasCall::Query, &[0, buid[0], buid[1]], 5);
-        let create = RtasRequest::new(
-            RtasCall::Create,
-            &[0, buid[0], buid[1], WINDOW_PAGE_SHIFT, WINDOW_SHIFT],
-            4,
-        );
-        let requests = [query, create];
+    /// Has the guest make `requests` (RTAS calls through `H_RTAS`) on `vcpu` and returns the
+    /// return cells of each; any status but success is an error.
+    fn guest_rtas(&self, vcpu: &mut Vcpu, requests: &[RtasRequest]) -> Result<Vec<Vec<u32>>> {
         let mut job = Job::default();
         for (i, r) in requests.iter().enumerate() {
             let at = RTAS_BUFFERS.add(i as u64 * RTAS_BUFFER_BYTES);
@@ -354,18 +382,51 @@ impl Vmm {
             }
             rets.push(cells);
         }
+        Ok(rets)
+    }
+
+    /// Has the guest ask for a DMA window of `2^window_shift` bytes of `2^page_shift`-byte
+    /// IOMMU pages with `ibm,query-pe-dma-window` and `ibm,create-pe-dma-window`; the shim
+    /// backs it with a `tce_accel` table. Returns the window's parameters.
+    pub fn create_guest_window(
+        &self,
+        vcpu: &mut Vcpu,
+        page_shift: u32,
+        window_shift: u32,
+    ) -> Result<WindowParams> {
+        let buid = [(BUID >> 32) as u32, BUID as u32];
+        let query = RtasRequest::new(RtasCall::Query, &[0, buid[0], buid[1]], 5);
+        let create = RtasRequest::new(
+            RtasCall::Create,
+            &[0, buid[0], buid[1], page_shift, window_shift],
+            4,
+        );
+        let rets = self.guest_rtas(vcpu, &[query, create])?;
         let accel = u64::from(rets[1][1]);
-        let params = self
-            .paths
+        self.paths
             .get(accel)
             .map(|p| *p.params())
             .ok_or(Error::Rtas {
                 call: RtasCall::Create.name(),
                 status: 0,
                 detail: format!(" but the VMM has no window for LIOBN {accel:#x}"),
-            })?;
+            })
+    }
+
+    /// Has the guest remove window `liobn` with `ibm,remove-pe-dma-window`.
+    pub fn remove_guest_window(&self, vcpu: &mut Vcpu, liobn: u64) -> Result<()> {
+        let remove = RtasRequest::new(RtasCall::Remove, &[liobn as u32], 1);
+        self.guest_rtas(vcpu, &[remove]).map(drop)
+    }
+
+    /// Sets up the three paths: the guest asks for a 2^20-entry DMA window with
+    /// `ibm,query-pe-dma-window` and `ibm,create-pe-dma-window` (the shim backs it with a
+    /// `tce_accel` table), then the VMM makes a KVM table and an engine table with the same
+    /// parameters.
+    pub fn set_up_windows(&self, vcpu: &mut Vcpu) -> Result<Windows> {
+        let params = self.create_guest_window(vcpu, WINDOW_PAGE_SHIFT, WINDOW_SHIFT)?;
         let windows = Windows {
-            accel,
+            accel: params.liobn,
             kvm: KVM_LIOBN,
             user: USER_LIOBN,
             params,

@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 20] = [
+pub const NAMES: [&str; 21] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -36,6 +36,7 @@ pub const NAMES: [&str; 20] = [
     "ddw_bench",
     "guest_e2e",
     "guest_bench",
+    "vfio_attach",
     "many_tables",
     "unload_refused_while_open",
     "close_releases",
@@ -49,11 +50,11 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 17;
+pub const LAST_RUNNER: usize = 18;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 18;
+pub const UNLOAD: usize = 19;
 /// Index of `kmemleak`, run by PID 1 after `unload`.
-pub const KMEMLEAK: usize = 19;
+pub const KMEMLEAK: usize = 20;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -275,10 +276,11 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             11 => ddw_bench(st, &mut cx),
             12 => guest_e2e(st, &mut cx),
             13 => guest_bench(st, &mut cx),
-            14 => many_tables(st, &mut cx),
-            15 => unload_refused_while_open(st, &mut cx),
-            16 => close_releases(st, &mut cx),
-            17 => unload_during_hypercalls(st, &mut cx),
+            14 => vfio_attach(st, &mut cx),
+            15 => many_tables(st, &mut cx),
+            16 => unload_refused_while_open(st, &mut cx),
+            17 => close_releases(st, &mut cx),
+            18 => unload_during_hypercalls(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -1115,6 +1117,49 @@ fn guest_bench(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
         _ => Err(Stop::Fail(
             last_with(&lines, "tce-vmm: error: ")
                 .unwrap_or("tce-vmm bench did not finish")
+                .to_string(),
+        )),
+    }
+}
+
+/// The PCI device `vfio_attach` passes through: QEMU's `-device virtio-rng-pci`, which
+/// scripts/qemu-test.sh adds to the ppc64le command line.
+const VFIO_DEVICE: &str = "0000:00:02.0";
+
+/// Why `vfio_attach` cannot run here: besides the VMM, it needs VFIO with the sPAPR TCE IOMMU
+/// (the ppc64le kernels have it) and the PCI device to pass through.
+fn vfio_unavailable() -> Option<String> {
+    if let Some(why) = vmm_unavailable() {
+        return Some(why);
+    }
+    if !std::path::Path::new("/dev/vfio/vfio").exists() {
+        return Some("/dev/vfio/vfio does not exist: the kernel has no VFIO".into());
+    }
+    let dev = format!("/sys/bus/pci/devices/{VFIO_DEVICE}");
+    if !std::path::Path::new(&dev).exists() {
+        return Some(format!(
+            "no PCI device {VFIO_DEVICE} to pass through (QEMU needs -device virtio-rng-pci)"
+        ));
+    }
+    None
+}
+
+/// `vfio_attach`: `tce-vmm vfio`: the guest's DMA window gets the VFIO group of an emulated PCI
+/// device attached through `TCE_ACCEL_ATTACH_GROUP`; the guest's TCE hypercalls must update
+/// the hardware table (every entry read back with `TCE_ACCEL_HW_ENTRY` and compared with the
+/// host physical address of the guest page), bad attaches must fail with their errno, and
+/// after the guest removes the window the guest RAM must unregister (no page left mapped).
+fn vfio_attach(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if let Some(why) = vfio_unavailable() {
+        return Err(Stop::Skip(why));
+    }
+    let (ok, lines) = run_vmm(cx, &["vfio", "--device", VFIO_DEVICE])?;
+    match last_with(&lines, "tce-vmm vfio: ") {
+        Some(s) if ok && s.starts_with("tce-vmm vfio: PASS") => Ok(()),
+        Some(s) => Err(Stop::Fail(s.to_string())),
+        None => Err(Stop::Fail(
+            last_with(&lines, "tce-vmm: error: ")
+                .unwrap_or("tce-vmm vfio printed no summary")
                 .to_string(),
         )),
     }

@@ -1,0 +1,574 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `tce-vmm vfio`: a guest's TCE hypercalls on a window with a VFIO group attached, checked in the hardware table.
+//!
+//! 1. The PCI device is bound to `vfio-pci` if it is not already, its IOMMU group is put in a
+//!    VFIO container with the sPAPR TCE v2 IOMMU, and the whole guest RAM is preregistered.
+//! 2. The shim's PHB gets the group; the guest creates a DMA window of 64 KiB IOMMU pages with
+//!    `ibm,create-pe-dma-window`, for which the shim creates the hardware window
+//!    (`VFIO_IOMMU_SPAPR_TCE_CREATE`, at the window's bus address) and attaches the group to
+//!    the window's `tce_accel` table (`TCE_ACCEL_ATTACH_GROUP`).
+//! 3. The guest runs a sequence of `H_PUT_TCE`, `H_PUT_TCE_INDIRECT`, `H_STUFF_TCE` and
+//!    `H_GET_TCE` with 64 KiB-aligned TCEs in guest RAM (read, write and both; clears; poison
+//!    values). Every result and the guest-view table are compared with tce-sim's machine,
+//!    and every hardware entry (`TCE_ACCEL_HW_ENTRY`) with what it must be: for a mapped
+//!    entry the host physical address of the guest page (`/proc/self/pagemap`) with the
+//!    permission bits (WRITE implies READ) and the VMM's address of the page; 0 otherwise.
+//! 4. Bad input: attaching the group to windows it does not match (hardware page larger, window
+//!    larger, other bus address: `EINVAL`) or a second time (`EBUSY`), attaching a file that
+//!    is not a VFIO group (`EINVAL`), reading a hardware entry through a table the group is not
+//!    attached to (`ENOENT`). The default window, which existed before the PHB got the group,
+//!    has a hardware window at bus address 0 with the group attached.
+//! 5. Optionally, the per-call latency of `H_PUT_TCE` on the window.
+//! 6. The guest removes its window; the shim detaches the group and removes the hardware
+//!    window; unregistering the guest RAM must then succeed, which proves that every page the
+//!    hardware table mapped was handed back.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustix::io::Errno;
+use tce_engine::window::WindowParams;
+use tce_shim::vfio::{
+    self,
+    Container,
+    Group, //
+};
+use tce_shim::Tables;
+
+use crate::bench::{
+    timebase_hz,
+    Stats, //
+};
+use crate::error::{
+    Error,
+    Result, //
+};
+use crate::guest::{
+    list_page,
+    Job,
+    RAM_SIZE, //
+};
+use crate::hcall::{
+    code_name,
+    Hcall, //
+};
+use crate::paths::PathKind;
+use crate::progress;
+use crate::reference::{
+    compare_calls,
+    compare_entries,
+    Reference, //
+};
+use crate::sys;
+use crate::vmm::{
+    Vmm,
+    LIOBN_BASE, //
+};
+
+/// How `vfio` runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The PCI device whose group is passed through.
+    pub device: String,
+    /// log2 of the guest window's size in bytes.
+    pub window_shift: u32,
+    /// The levels of the hardware table.
+    pub levels: u32,
+    /// `H_PUT_TCE` calls to time; 0 for none.
+    pub bench_calls: u64,
+}
+
+/// The IOMMU page shift of the guest's window: 64 KiB.
+pub const PAGE_SHIFT: u32 = 16;
+
+/// Guest RAM in IOMMU pages.
+const RAM_PAGES: u64 = RAM_SIZE >> PAGE_SHIFT;
+
+/// TCE permission bits.
+const READ: u64 = 1;
+/// TCE permission bits.
+const WRITE: u64 = 2;
+
+/// A poison value `H_PUT_TCE` stores: no permission bits.
+const POISON_PUT: u64 = 0x0000_dead_0000_0000;
+/// A poison value `H_STUFF_TCE` stores.
+const POISON_STUFF: u64 = 0x0000_beef_0000_0000;
+
+/// How many failures are printed one by one.
+const SHOWN: usize = 20;
+
+/// What went wrong, collected over the run.
+#[derive(Default)]
+struct Findings {
+    failures: Vec<String>,
+}
+
+impl Findings {
+    fn fail(&mut self, msg: String) {
+        if self.failures.len() < SHOWN {
+            println!("tce-vmm: FAILED: {msg}");
+        }
+        self.failures.push(msg);
+    }
+}
+
+/// The TCE of guest IOMMU page `page` with permissions `perm`.
+fn tce(page: u64, perm: u64) -> u64 {
+    ((page % RAM_PAGES) << PAGE_SHIFT) | perm
+}
+
+/// The calls of the checked sequence on window `p` (LIOBN in `p`), and the job with its lists.
+fn sequence(p: &WindowParams) -> (Vec<Hcall>, Job) {
+    let l = p.liobn;
+    let ioba = |i: u64| (p.offset + i) << p.page_shift;
+    let perms = [READ, WRITE, READ | WRITE];
+    let last = p.size - 1;
+    let mut calls = Vec::new();
+    // Single entries with every permission, a clear, a poison and a remap.
+    for i in 0..12u64.min(p.size) {
+        calls.push(Hcall::Put {
+            liobn: l,
+            ioba: ioba(i),
+            tce: tce(16 + i, perms[i as usize % 3]),
+        });
+    }
+    if p.size > 12 {
+        calls.push(Hcall::Put {
+            liobn: l,
+            ioba: ioba(2),
+            tce: 0,
+        });
+        calls.push(Hcall::Put {
+            liobn: l,
+            ioba: ioba(5),
+            tce: POISON_PUT,
+        });
+        calls.push(Hcall::Put {
+            liobn: l,
+            ioba: ioba(1),
+            tce: tce(500, WRITE),
+        });
+    }
+    calls.push(Hcall::Put {
+        liobn: l,
+        ioba: ioba(last),
+        tce: tce(RAM_PAGES - 1, READ | WRITE),
+    });
+    let mut job = Job::default();
+    // H_PUT_TCE_INDIRECT of 32 entries (one a clear) and of 512, then stuffs over them.
+    if p.size >= 64 + 32 {
+        let list: Vec<u64> = (0..32u64)
+            .map(|j| {
+                if j == 7 {
+                    0
+                } else {
+                    tce(300 + j, perms[j as usize % 3])
+                }
+            })
+            .collect();
+        job.lists.insert(list_page(0), list);
+        calls.push(Hcall::Indirect {
+            liobn: l,
+            ioba: ioba(64),
+            list: list_page(0).0,
+            npages: 32,
+        });
+        calls.push(Hcall::Stuff {
+            liobn: l,
+            ioba: ioba(70),
+            value: 0,
+            npages: 8,
+        });
+        calls.push(Hcall::Stuff {
+            liobn: l,
+            ioba: ioba(90),
+            value: POISON_STUFF,
+            npages: 4,
+        });
+    }
+    if p.size >= 1024 + 512 {
+        let list: Vec<u64> = (0..512u64).map(|j| tce(j, perms[j as usize % 3])).collect();
+        job.lists.insert(list_page(1), list);
+        calls.push(Hcall::Indirect {
+            liobn: l,
+            ioba: ioba(1024),
+            list: list_page(1).0,
+            npages: 512,
+        });
+        calls.push(Hcall::Stuff {
+            liobn: l,
+            ioba: ioba(1100),
+            value: 0,
+            npages: 100,
+        });
+    }
+    for i in [0, 1, 2, 5, 64, 71, 70, 90, 95, 1024, 1535, last] {
+        if i < p.size {
+            calls.push(Hcall::Get {
+                liobn: l,
+                ioba: ioba(i),
+            });
+        }
+    }
+    for c in &calls {
+        job.push(*c);
+    }
+    (calls, job)
+}
+
+/// This process's `/proc/self/pagemap`: user address to host physical address.
+struct Pagemap {
+    file: File,
+    page_shift: u32,
+}
+
+impl Pagemap {
+    fn open() -> Result<Pagemap> {
+        let file = File::open("/proc/self/pagemap").map_err(|source| Error::OpenFile {
+            path: "/proc/self/pagemap",
+            source,
+        })?;
+        Ok(Pagemap {
+            file,
+            page_shift: sys::page_size().trailing_zeros(),
+        })
+    }
+
+    /// The host physical address behind user address `ua`, which must be mapped.
+    fn phys(&self, ua: u64) -> Result<u64> {
+        let mut entry = [0u8; 8];
+        let at = (ua >> self.page_shift) * 8;
+        self.file
+            .read_exact_at(&mut entry, at)
+            .map_err(|source| Error::Pagemap { addr: ua, source })?;
+        let e = u64::from_le_bytes(entry);
+        // Bit 63: present; bits 0 to 54: the page frame number (0 without CAP_SYS_ADMIN).
+        let pfn = e & ((1 << 55) - 1);
+        if e >> 63 == 0 || pfn == 0 {
+            return Err(Error::Pagemap {
+                addr: ua,
+                source: std::io::Error::other(
+                    "the page is not present or its frame number is hidden (run as root)",
+                ),
+            });
+        }
+        Ok((pfn << self.page_shift) | (ua & ((1 << self.page_shift) - 1)))
+    }
+}
+
+/// What the hardware entry of a guest entry `guest` must be: (tce, ua).
+fn expected_hw(vmm: &Vmm, pagemap: &Pagemap, guest: u64) -> Result<(u64, u64)> {
+    let perm = guest & (READ | WRITE);
+    if perm == 0 {
+        return Ok((0, 0));
+    }
+    let gpa = guest & !((1u64 << PAGE_SHIFT) - 1);
+    let ua = vmm.ram.host_addr() + gpa;
+    // WRITE implies READ in the hardware table.
+    let hw_perm = if perm & WRITE != 0 {
+        READ | WRITE
+    } else {
+        perm
+    };
+    Ok((pagemap.phys(ua)? | hw_perm, ua))
+}
+
+/// Checks that `r` failed with `want`.
+fn expect_errno(found: &mut Findings, what: &str, r: std::result::Result<(), Errno>, want: Errno) {
+    match r {
+        Err(e) if e == want => println!("tce-vmm: vfio: {what}: {e:?} as expected"),
+        Err(e) => found.fail(format!("{what}: got {e:?}, want {want:?}")),
+        Ok(()) => found.fail(format!("{what}: succeeded, want {want:?}")),
+    }
+}
+
+/// Runs `tce-vmm vfio`; returns whether everything checked out.
+pub fn run(opts: &Options) -> Result<bool> {
+    let started = Instant::now();
+    let mut found = Findings::default();
+
+    progress::step(format!("binding {} to vfio-pci", opts.device));
+    if vfio::bind_to_vfio_pci(&opts.device)? {
+        println!("tce-vmm: vfio: bound {} to vfio-pci", opts.device);
+    }
+    let group = Group::open_pci(&opts.device)?;
+    let gnum = group.number();
+    progress::step(format!("setting up a VFIO container for group {gnum}"));
+    let container = Arc::new(Container::new(vec![group])?);
+    let info = container.info()?;
+    println!(
+        "tce-vmm: vfio: device {}, group {gnum}; sPAPR TCE v2 IOMMU: DDW {}, page sizes \
+         {:#x}, {} dynamic window(s), up to {} level(s)",
+        opts.device, info.ddw, info.page_sizes, info.max_windows, info.levels
+    );
+
+    // Declared before the VM, so that on an early return the shim removes its hardware windows
+    // (when the VM drops) before the memory is unregistered.
+    let registration;
+    let vmm = Vmm::new()?;
+    let (ram_ua, ram_size) = (vmm.ram.host_addr(), vmm.ram.size());
+    if ram_ua % (1 << PAGE_SHIFT) != 0 {
+        return Err(Error::RamNotAligned { addr: ram_ua });
+    }
+    progress::step("preregistering guest RAM".into());
+    registration = container.register_memory(ram_ua, ram_size)?;
+    vmm.give_vfio(container.clone(), opts.levels)?;
+    let mut vcpu = vmm.create_vcpu(0)?;
+    let p = vmm.create_guest_window(&mut vcpu, PAGE_SHIFT, opts.window_shift)?;
+    let liobn = p.liobn;
+    let bus = p.offset << p.page_shift;
+    println!(
+        "tce-vmm: vfio: the guest created LIOBN {liobn:#x}: {:#x} entries of 64 KiB at bus \
+         address {bus:#x}",
+        p.size
+    );
+    match vmm.hw_window(liobn) {
+        Some(hw) if hw.start == bus && hw.groups == [gnum] => {
+            println!("tce-vmm: vfio: hardware window at {bus:#x}, group {gnum} attached")
+        }
+        other => found.fail(format!(
+            "the window has hardware window {other:?}, want one at {bus:#x} with group {gnum}"
+        )),
+    }
+
+    // The sequence, checked against the reference.
+    let (calls, job) = sequence(&p);
+    let host_shift = sys::page_size().trailing_zeros();
+    let mut reference = Reference::new(p, host_shift);
+    reference.store_lists(&job);
+    let before = vmm.paths.exits();
+    let results = vmm.run_job(&mut vcpu, 0, &job, &|| {})?;
+    let exits = vmm.paths.exits().since(&before).of(PathKind::Accel);
+    for m in compare_calls("vfio", &calls, &results, &mut reference) {
+        found.fail(m.to_string());
+    }
+    for (i, r) in results.iter().enumerate() {
+        if r.r3 != 0 {
+            found.fail(format!("call {i} ({:?}) got {}", calls[i], code_name(r.r3)));
+        }
+    }
+    if exits != 0 {
+        found.fail(format!(
+            "{exits} of {} hypercalls exited to the VMM, which cannot update the hardware \
+             table: the kernel must answer them all",
+            calls.len()
+        ));
+    }
+    let path = vmm.paths.get(liobn).ok_or(Error::WindowGone { liobn })?;
+    let guest_entries = path.entries()?;
+    for m in compare_entries("vfio", &guest_entries, &reference.entries()) {
+        found.fail(m.to_string());
+    }
+    drop(path);
+
+    // Bad input, before the full check of the hardware table, which then shows it changed
+    // nothing. The mismatched tables are made outside the shim's PHB, so nothing attaches
+    // them; they close when `scratch` is dropped.
+    let table = vmm.accel_table(liobn)?;
+    let default = vmm.accel_table(LIOBN_BASE.into())?;
+    match vmm.hw_window(LIOBN_BASE.into()) {
+        Some(w) if w.start == 0 && w.groups == [gnum] => println!(
+            "tce-vmm: vfio: the default window has its hardware window at 0, group {gnum} \
+             attached"
+        ),
+        other => found.fail(format!(
+            "the default window should have a hardware window at 0 with group {gnum}: {other:?}"
+        )),
+    }
+    let gfd = container
+        .group(gnum)
+        .ok_or(Error::GroupGone { group: gnum })?
+        .fd();
+    let null = File::open("/dev/null").map_err(|source| Error::OpenFile {
+        path: "/dev/null",
+        source,
+    })?;
+    let mut scratch = vmm.scratch_tables()?;
+    let mismatched = [
+        (
+            "4 KiB pages where the hardware has 64 KiB",
+            WindowParams::new(0x7000_0001, 12, bus >> 12, 1 << 20),
+        ),
+        (
+            "twice the hardware window's size",
+            WindowParams::new(0x7000_0002, PAGE_SHIFT, bus >> PAGE_SHIFT, p.size * 2),
+        ),
+        (
+            "another bus address",
+            WindowParams::new(0x7000_0003, PAGE_SHIFT, (1u64 << 40) >> PAGE_SHIFT, p.size),
+        ),
+    ];
+    for (what, params) in mismatched {
+        scratch.create(params)?;
+        let t = scratch.table(params.liobn)?;
+        expect_errno(
+            &mut found,
+            &format!("attaching the group to a window of {what}"),
+            vfio::attach_group(t.fd(), gfd),
+            Errno::INVAL,
+        );
+    }
+    let unattached = scratch.table(0x7000_0003)?;
+    expect_errno(
+        &mut found,
+        "reading a hardware entry through a table the group is not attached to",
+        vfio::hw_entry(unattached.fd(), gfd, 0).map(drop),
+        Errno::NOENT,
+    );
+    expect_errno(
+        &mut found,
+        "attaching the group to the default window, which the shim attached already",
+        vfio::attach_group(default.fd(), gfd),
+        Errno::BUSY,
+    );
+    expect_errno(
+        &mut found,
+        "attaching the group to its window a second time",
+        vfio::attach_group(table.fd(), gfd),
+        Errno::BUSY,
+    );
+    expect_errno(
+        &mut found,
+        "attaching /dev/null as a VFIO group",
+        vfio::attach_group(table.fd(), null.as_fd()),
+        Errno::INVAL,
+    );
+    drop((default, unattached, scratch));
+
+    // Every hardware entry.
+    progress::step(format!("reading {:#x} hardware entries", p.size));
+    let pagemap = Pagemap::open()?;
+    let guest: std::collections::BTreeMap<u64, u64> = reference.entries().into_iter().collect();
+    let (mut mapped, mut bad) = (0u64, 0u64);
+    for i in 0..p.size {
+        let g = guest.get(&i).copied().unwrap_or(0);
+        let (want_tce, want_ua) = expected_hw(&vmm, &pagemap, g)?;
+        let ioba = bus + (i << PAGE_SHIFT);
+        match vfio::hw_entry(table.fd(), gfd, ioba) {
+            Ok(e) if e.tce == want_tce && e.ua == want_ua && e.page_shift == PAGE_SHIFT => {
+                mapped += u64::from(want_tce != 0);
+            }
+            Ok(e) => {
+                bad += 1;
+                found.fail(format!(
+                    "hardware entry {i:#x} (bus address {ioba:#x}, guest TCE {g:#x}): tce \
+                     {:#x} ua {:#x} page shift {}, want tce {want_tce:#x} ua {want_ua:#x} \
+                     page shift {PAGE_SHIFT}",
+                    e.tce, e.ua, e.page_shift
+                ));
+            }
+            Err(e) => {
+                bad += 1;
+                found.fail(format!("TCE_ACCEL_HW_ENTRY of entry {i:#x} failed: {e:?}"));
+            }
+        }
+    }
+    println!(
+        "tce-vmm: vfio: {} calls ({exits} exits), {} guest entries set, {mapped} hardware \
+         entries mapped, {bad} wrong",
+        calls.len(),
+        guest_entries.len()
+    );
+
+    if opts.bench_calls > 0 {
+        bench_put(&vmm, &mut vcpu, &p, opts.bench_calls, &mut found)?;
+    }
+
+    // The guest removes its window; then every mapped page must have been handed back.
+    drop(table);
+    progress::step("removing the window".into());
+    vmm.remove_guest_window(&mut vcpu, liobn)?;
+    if let Some(hw) = vmm.hw_window(liobn) {
+        found.fail(format!("after the removal the window still has {hw:?}"));
+    }
+    match registration.unregister() {
+        Ok(()) => println!("tce-vmm: vfio: guest RAM unregistered: every mapped page was returned"),
+        Err(e) => found.fail(crate::error::chain(&e)),
+    }
+    println!(
+        "tce-vmm vfio: {}: device {}, group {gnum}, {:#x} entries checked in hardware, {} \
+         failures; {:.1} s",
+        if found.failures.is_empty() {
+            "PASS"
+        } else {
+            "FAIL"
+        },
+        opts.device,
+        p.size,
+        found.failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(found.failures.is_empty())
+}
+
+/// Times `calls` `H_PUT_TCE` on the VFIO-attached window from the guest's timebase.
+fn bench_put(
+    vmm: &Vmm,
+    vcpu: &mut crate::kvm::Vcpu,
+    p: &WindowParams,
+    calls: u64,
+    found: &mut Findings,
+) -> Result<()> {
+    let hz = timebase_hz()?;
+    let mut job = Job::default();
+    for i in 0..calls {
+        job.push(Hcall::Put {
+            liobn: p.liobn,
+            ioba: (p.offset + i % p.size) << p.page_shift,
+            tce: tce(i, READ | WRITE),
+        });
+    }
+    let before = vmm.paths.exits();
+    let results = vmm.run_job(vcpu, 0, &job, &|| {})?;
+    let exits = vmm.paths.exits().since(&before).of(PathKind::Accel);
+    let failed = results.iter().filter(|r| r.r3 != 0).count();
+    let ticks: Vec<u64> = results.iter().map(|r| r.ticks).collect();
+    if let Some(s) = Stats::of(&ticks) {
+        let ns = |t: u64| t as f64 * 1e9 / hz as f64;
+        println!(
+            "tce-vmm: vfio: bench: H_PUT_TCE on the VFIO-attached accel window: {calls} calls, \
+             min {} median {} p99 {} ticks (median {:.0} ns), {exits} exits, {failed} failed",
+            s.min,
+            s.median,
+            s.p99,
+            ns(s.median)
+        );
+    }
+    if failed > 0 {
+        found.fail(format!("{failed} of {calls} timed H_PUT_TCE calls failed"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sequence_is_valid_on_the_reference() {
+        let p = WindowParams::new(0x8000_0001, PAGE_SHIFT, (1u64 << 59) >> PAGE_SHIFT, 1 << 16);
+        let (calls, job) = sequence(&p);
+        assert_eq!(job.calls.len(), calls.len());
+        let mut reference = Reference::new(p, 16);
+        reference.store_lists(&job);
+        for c in &calls {
+            assert_eq!(reference.expect(c).r3, 0, "{c:?}");
+        }
+        let entries: std::collections::BTreeMap<u64, u64> =
+            reference.entries().into_iter().collect();
+        assert_eq!(entries.get(&0), Some(&tce(16, READ)));
+        assert_eq!(entries.get(&1), Some(&tce(500, WRITE)));
+        assert_eq!(entries.get(&2), None);
+        assert_eq!(entries.get(&5), Some(&POISON_PUT));
+        assert_eq!(entries.get(&71), None);
+        assert_eq!(entries.get(&90), Some(&POISON_STUFF));
+        assert_eq!(entries.get(&((1 << 16) - 1)).map(|t| t & 3), Some(3));
+        // Every mapped TCE is a 64 KiB-aligned address in guest RAM.
+        for t in entries.values().filter(|t| *t & 3 != 0) {
+            assert!(t & !3 & 0xffff == 0 && (t & !3) < RAM_SIZE, "{t:#x}");
+        }
+    }
+}
