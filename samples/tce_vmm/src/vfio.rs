@@ -18,8 +18,11 @@
 //!    is not a VFIO group (`EINVAL`), reading a hardware entry through a table the group is not
 //!    attached to (`ENOENT`). The default window, which existed before the PHB got the group,
 //!    has a hardware window at bus address 0 with the group attached.
-//! 5. Optionally, the per-call latency of `H_PUT_TCE` on the window.
-//! 6. The guest removes its window; the shim detaches the group and removes the hardware
+//! 5. Guest pages larger than hardware pages: a table of 64 KiB pages on the 4 KiB hardware
+//!    window at bus address 0 (lent by the default window); each guest entry must be 16
+//!    hardware entries, and an `H_STUFF_TCE` clear must clear them all.
+//! 6. Optionally, the per-call latency of `H_PUT_TCE` on the window.
+//! 7. The guest removes its window; the shim detaches the group and removes the hardware
 //!    window; unregistering the guest RAM must then succeed, which proves that every page the
 //!    hardware table mapped was handed back.
 
@@ -473,6 +476,8 @@ pub fn run(opts: &Options) -> Result<bool> {
         guest_entries.len()
     );
 
+    check_subpages(&vmm, &mut vcpu, gfd, &pagemap, &mut found)?;
+
     if opts.bench_calls > 0 {
         bench_put(&vmm, &mut vcpu, &p, opts.bench_calls, &mut found)?;
     }
@@ -502,6 +507,137 @@ pub fn run(opts: &Options) -> Result<bool> {
         started.elapsed().as_secs_f64()
     );
     Ok(found.failures.is_empty())
+}
+
+/// The LIOBN of the table that [`check_subpages`] attaches to the 4 KiB hardware window.
+const SUBPAGE_LIOBN: u64 = 0x7000_0010;
+
+/// Hardware entries of 4 KiB per guest entry of 64 KiB.
+const SUBPAGES: u64 = 1 << (PAGE_SHIFT - 12);
+
+/// Guest pages larger than hardware pages: a table of 64 KiB pages on the 4 KiB hardware window
+/// at bus address 0 (the default window's, lent for the check), where each guest entry is 16
+/// hardware entries. The guest maps three entries, every subpage is read back, then it clears
+/// them with `H_STUFF_TCE` and every subpage must read 0; the default window gets its hardware
+/// window back.
+fn check_subpages(
+    vmm: &Vmm,
+    vcpu: &mut crate::kvm::Vcpu,
+    gfd: std::os::fd::BorrowedFd<'_>,
+    pagemap: &Pagemap,
+    found: &mut Findings,
+) -> Result<()> {
+    progress::step("guest pages of 64 KiB on hardware pages of 4 KiB".into());
+    let default = vmm.accel_table(LIOBN_BASE.into())?;
+    if let Err(e) = vfio::detach_group(default.fd(), gfd) {
+        found.fail(format!(
+            "detaching the group from the default window: {e:?}"
+        ));
+        return Ok(());
+    }
+    let mut scratch = vmm.scratch_tables()?;
+    let params = WindowParams::new(SUBPAGE_LIOBN, PAGE_SHIFT, 0, (1 << 30) >> PAGE_SHIFT);
+    scratch.create(params)?;
+    let table = scratch.table(SUBPAGE_LIOBN)?;
+    if let Err(e) = vfio::attach_group(table.fd(), gfd) {
+        found.fail(format!(
+            "attaching the group to a window of 64 KiB pages on its 4 KiB hardware window: \
+             {e:?}"
+        ));
+    } else {
+        let ioba = |i: u64| i << PAGE_SHIFT;
+        let mapped = [
+            (3u64, tce(40, READ | WRITE)),
+            (4, tce(41, READ)),
+            (9, tce(42, WRITE)),
+        ];
+        let mut job = Job::default();
+        for (i, t) in mapped {
+            job.push(Hcall::Put {
+                liobn: SUBPAGE_LIOBN,
+                ioba: ioba(i),
+                tce: t,
+            });
+        }
+        let results = vmm.run_job(vcpu, 0, &job, &|| {})?;
+        let mut wrong = check_hw_range(vmm, pagemap, &table, gfd, &mapped, 0..16, found)?;
+        let mut job = Job::default();
+        job.push(Hcall::Stuff {
+            liobn: SUBPAGE_LIOBN,
+            ioba: 0,
+            value: 0,
+            npages: 16,
+        });
+        let cleared = vmm.run_job(vcpu, 0, &job, &|| {})?;
+        wrong += check_hw_range(vmm, pagemap, &table, gfd, &[], 0..16, found)?;
+        for (i, r) in results.iter().chain(&cleared).enumerate() {
+            if r.r3 != 0 {
+                found.fail(format!("subpage call {i} got {}", code_name(r.r3)));
+            }
+        }
+        println!(
+            "tce-vmm: vfio: 64 KiB guest pages on 4 KiB hardware pages: {} entries mapped as \
+             {} hardware entries, cleared with H_STUFF_TCE, {wrong} wrong",
+            mapped.len(),
+            mapped.len() as u64 * SUBPAGES
+        );
+        if let Err(e) = vfio::detach_group(table.fd(), gfd) {
+            found.fail(format!("detaching the group from the 64 KiB table: {e:?}"));
+        }
+    }
+    drop((table, scratch));
+    if let Err(e) = vfio::attach_group(default.fd(), gfd) {
+        found.fail(format!(
+            "giving the default window its hardware window back: {e:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads back the 4 KiB hardware entries of guest entries `range` of `table`: those of the
+/// guest entries in `mapped` (entry, TCE) must map the guest page, subpage by subpage; every
+/// other one must read 0. Returns how many were wrong.
+fn check_hw_range(
+    vmm: &Vmm,
+    pagemap: &Pagemap,
+    table: &tce_shim::KernelTable,
+    gfd: std::os::fd::BorrowedFd<'_>,
+    mapped: &[(u64, u64)],
+    range: std::ops::Range<u64>,
+    found: &mut Findings,
+) -> Result<u64> {
+    let mut wrong = 0;
+    for i in range {
+        let g = mapped.iter().find(|&&(e, _)| e == i).map_or(0, |&(_, t)| t);
+        let (page_tce, page_ua) = expected_hw(vmm, pagemap, g)?;
+        for k in 0..SUBPAGES {
+            let (want_tce, want_ua) = if page_tce == 0 {
+                (0, 0)
+            } else {
+                let ua = page_ua + (k << 12);
+                let perm = page_tce & (READ | WRITE);
+                (pagemap.phys(ua)? | perm, ua)
+            };
+            let ioba = (i << PAGE_SHIFT) + (k << 12);
+            match vfio::hw_entry(table.fd(), gfd, ioba) {
+                Ok(e) if e.tce == want_tce && e.ua == want_ua && e.page_shift == 12 => {}
+                Ok(e) => {
+                    wrong += 1;
+                    found.fail(format!(
+                        "4 KiB hardware entry at {ioba:#x} (guest TCE {g:#x}): tce {:#x} ua \
+                         {:#x} page shift {}, want tce {want_tce:#x} ua {want_ua:#x} page \
+                         shift 12",
+                        e.tce, e.ua, e.page_shift
+                    ));
+                }
+                Err(e) => {
+                    wrong += 1;
+                    found.fail(format!("TCE_ACCEL_HW_ENTRY at {ioba:#x} failed: {e:?}"));
+                }
+            }
+        }
+    }
+    Ok(wrong)
 }
 
 /// Times `calls` `H_PUT_TCE` on the VFIO-attached window from the guest's timebase.
