@@ -33,11 +33,14 @@ use tce_shim::ioctl::{
 };
 
 use crate::uapi::{
+    CreateDevice,
     CreateSpaprTce64,
+    DeviceAttr,
     EnableCap,
     MemoryRegion,
     Regs,
     KVM_CHECK_EXTENSION,
+    KVM_CREATE_DEVICE,
     KVM_CREATE_SPAPR_TCE_64,
     KVM_CREATE_VCPU,
     KVM_CREATE_VM,
@@ -46,6 +49,7 @@ use crate::uapi::{
     KVM_GET_REGS,
     KVM_GET_VCPU_MMAP_SIZE,
     KVM_RUN,
+    KVM_SET_DEVICE_ATTR,
     KVM_SET_REGS,
     KVM_SET_USER_MEMORY_REGION, //
 };
@@ -118,6 +122,38 @@ pub fn create_spapr_tce_64(vm: BorrowedFd<'_>, args: &CreateSpaprTce64) -> SysRe
     // SAFETY: the ioctl takes a `struct kvm_create_spapr_tce_64`, which `CreateSpaprTce64` is.
     let raw = unsafe { ptr_ioctl(vm, KVM_CREATE_SPAPR_TCE_64, &mut args)? };
     owned_fd(raw)
+}
+
+/// `KVM_CREATE_DEVICE` of type `kind`: returns the device's file descriptor.
+pub fn create_device(vm: BorrowedFd<'_>, kind: u32) -> SysResult<OwnedFd> {
+    let mut args = CreateDevice {
+        kind,
+        fd: 0,
+        flags: 0,
+    };
+    // SAFETY: the ioctl takes a `struct kvm_create_device`, which `CreateDevice` is.
+    unsafe { ptr_ioctl(vm, KVM_CREATE_DEVICE, &mut args)? };
+    let raw = i32::try_from(args.fd).map_err(|_| Errno::BADF)?;
+    owned_fd(raw)
+}
+
+/// `KVM_SET_DEVICE_ATTR` on a device: attribute `attr` of `group`, whose value is `value`.
+pub fn set_device_attr<T>(
+    device: BorrowedFd<'_>,
+    group: u32,
+    attr: u64,
+    value: &T,
+) -> SysResult<()> {
+    let mut args = DeviceAttr {
+        flags: 0,
+        group,
+        attr,
+        addr: std::ptr::from_ref(value) as u64,
+    };
+    // SAFETY: the ioctl takes a `struct kvm_device_attr`, which `DeviceAttr` is; the kernel
+    // reads the attribute's value from `addr`, which points to `value` for the whole call.
+    unsafe { ptr_ioctl(device, KVM_SET_DEVICE_ATTR, &mut args)? };
+    Ok(())
 }
 
 /// `KVM_GET_REGS` on a vCPU.

@@ -77,6 +77,53 @@ pub struct CreateSpaprTce64 {
     pub size: u64,
 }
 
+/// `struct kvm_create_device`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CreateDevice {
+    /// The device type (`KVM_DEV_TYPE_*`).
+    pub kind: u32,
+    /// Out: the device's file descriptor.
+    pub fd: u32,
+    /// `KVM_CREATE_DEVICE_TEST` or 0.
+    pub flags: u32,
+}
+
+/// `struct kvm_device_attr`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeviceAttr {
+    /// Must be 0.
+    pub flags: u32,
+    /// The attribute group.
+    pub group: u32,
+    /// The attribute.
+    pub attr: u64,
+    /// The user address of the attribute's value.
+    pub addr: u64,
+}
+
+/// `struct kvm_vfio_spapr_tce`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VfioSpaprTce {
+    /// The VFIO group's file descriptor.
+    pub groupfd: i32,
+    /// The file descriptor of one of KVM's TCE tables.
+    pub tablefd: i32,
+}
+
+/// `KVM_DEV_TYPE_VFIO`: the KVM-VFIO pseudo device.
+pub const KVM_DEV_TYPE_VFIO: u32 = 4;
+/// `KVM_DEV_VFIO_FILE` (formerly `KVM_DEV_VFIO_GROUP`): the attribute group of VFIO files.
+pub const KVM_DEV_VFIO_FILE: u32 = 1;
+/// `KVM_DEV_VFIO_FILE_ADD`: adds a VFIO group file to the VM.
+pub const KVM_DEV_VFIO_FILE_ADD: u64 = 1;
+/// `KVM_DEV_VFIO_FILE_DEL`: removes it.
+pub const KVM_DEV_VFIO_FILE_DEL: u64 = 2;
+/// `KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE`: attaches a group's hardware table to a KVM TCE table.
+pub const KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE: u64 = 3;
+
 /// powerpc's `struct kvm_regs`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -158,6 +205,14 @@ pub const KVM_ENABLE_CAP: Opcode = opcode::write::<EnableCap>(KVMIO, 0xa3);
 /// `KVM_CREATE_SPAPR_TCE_64`: `_IOW(KVMIO, 0xa8, struct kvm_create_spapr_tce_64)`.
 pub const KVM_CREATE_SPAPR_TCE_64: Opcode = opcode::write::<CreateSpaprTce64>(KVMIO, 0xa8);
 
+/// `KVM_CREATE_DEVICE`: `_IOWR(KVMIO, 0xe0, struct kvm_create_device)`.
+pub const KVM_CREATE_DEVICE: Opcode = opcode::read_write::<CreateDevice>(KVMIO, 0xe0);
+/// `KVM_SET_DEVICE_ATTR`: `_IOW(KVMIO, 0xe1, struct kvm_device_attr)`.
+pub const KVM_SET_DEVICE_ATTR: Opcode = opcode::write::<DeviceAttr>(KVMIO, 0xe1);
+
+const _: () = assert!(std::mem::size_of::<CreateDevice>() == 12);
+const _: () = assert!(std::mem::size_of::<DeviceAttr>() == 24);
+const _: () = assert!(std::mem::size_of::<VfioSpaprTce>() == 8);
 const _: () = assert!(std::mem::size_of::<MemoryRegion>() == 32);
 const _: () = assert!(std::mem::size_of::<EnableCap>() == 104);
 const _: () = assert!(std::mem::size_of::<CreateSpaprTce64>() == 32);
@@ -194,6 +249,8 @@ mod tests {
             KVM_SET_REGS,
             KVM_ENABLE_CAP,
             KVM_CREATE_SPAPR_TCE_64,
+            KVM_CREATE_DEVICE,
+            KVM_SET_DEVICE_ATTR,
         ]
         .map(|o| o as u64);
         // As the kernel headers of each architecture compute them (powerpc's kvm_regs size is
@@ -211,6 +268,8 @@ mod tests {
             0x4188_AE82,
             0x4068_AEA3,
             0x4020_AEA8,
+            0xC00C_AEE0,
+            0x4018_AEE1,
         ];
         #[cfg(target_arch = "powerpc64")]
         let want = [
@@ -225,6 +284,8 @@ mod tests {
             0x8188_AE82,
             0x8068_AEA3,
             0x8020_AEA8,
+            0xC00C_AEE0,
+            0x8018_AEE1,
         ];
         #[cfg(any(target_arch = "x86_64", target_arch = "powerpc64"))]
         assert_eq!(

@@ -479,7 +479,24 @@ pub fn run(opts: &Options) -> Result<bool> {
     check_subpages(&vmm, &mut vcpu, gfd, &pagemap, &mut found)?;
 
     if opts.bench_calls > 0 {
-        bench_put(&vmm, &mut vcpu, &p, opts.bench_calls, &mut found)?;
+        let accel = bench_put(
+            &vmm,
+            &mut vcpu,
+            &p,
+            opts.bench_calls,
+            "the VFIO-attached accel window",
+            &mut found,
+        )?;
+        compare_kvm(
+            &vmm,
+            &mut vcpu,
+            &p,
+            &table,
+            gfd,
+            opts.bench_calls,
+            accel,
+            &mut found,
+        )?;
     }
 
     // The guest removes its window; then every mapped page must have been handed back.
@@ -640,14 +657,121 @@ fn check_hw_range(
     Ok(wrong)
 }
 
-/// Times `calls` `H_PUT_TCE` on the VFIO-attached window from the guest's timebase.
+/// The LIOBN of the KVM table that [`compare_kvm`] gives the group's hardware window.
+const KVM_VFIO_LIOBN: u64 = 0x7100_0001;
+
+/// The stock C path on the same hardware window, in the same run: the group is detached from
+/// the accel window `p` and attached to a KVM table of the same geometry through the KVM-VFIO
+/// device, and the guest times the same `H_PUT_TCE`s on it. Then the guest clears both windows
+/// with `H_STUFF_TCE` (KVM's C code clears the hardware entries, through the same user-address
+/// array, so their counts come back), KVM lets the group go, the accel window gets it back, and
+/// every hardware entry must read 0.
+#[allow(clippy::too_many_arguments)]
+fn compare_kvm(
+    vmm: &Vmm,
+    vcpu: &mut crate::kvm::Vcpu,
+    p: &WindowParams,
+    table: &tce_shim::KernelTable,
+    gfd: std::os::fd::BorrowedFd<'_>,
+    calls: u64,
+    accel: Option<Stats>,
+    found: &mut Findings,
+) -> Result<()> {
+    progress::step("the stock C path on the same hardware window".into());
+    if let Err(e) = vfio::detach_group(table.fd(), gfd) {
+        found.fail(format!("detaching the group from the accel window: {e:?}"));
+        return Ok(());
+    }
+    let kvm_p = WindowParams::new(KVM_VFIO_LIOBN, p.page_shift, p.offset, p.size);
+    let dev = vmm.add_kvm_vfio_window(kvm_p, gfd)?;
+    let kvm = bench_put(
+        vmm,
+        vcpu,
+        &kvm_p,
+        calls,
+        "KVM's table with the group (C path)",
+        found,
+    )?;
+    if let (Some(a), Some(k)) = (accel, kvm) {
+        let hz = timebase_hz()?;
+        let ns = |t: u64| t as f64 * 1e9 / hz as f64;
+        println!(
+            "tce-vmm: vfio: H_PUT_TCE on a VFIO window, median: accel {:.0} ns, kvm (C path) \
+             {:.0} ns, accel/kvm {:.2}",
+            ns(a.median),
+            ns(k.median),
+            a.median as f64 / k.median.max(1) as f64
+        );
+    }
+    let mut job = Job::default();
+    for l in [KVM_VFIO_LIOBN, p.liobn] {
+        job.push(Hcall::Stuff {
+            liobn: l,
+            ioba: p.offset << p.page_shift,
+            value: 0,
+            npages: p.size,
+        });
+    }
+    let before = vmm.paths.exits();
+    let results = vmm.run_job(vcpu, 0, &job, &|| {})?;
+    for (i, r) in results.iter().enumerate() {
+        if r.r3 != 0 {
+            found.fail(format!(
+                "clearing window {i} with H_STUFF_TCE got {}",
+                code_name(r.r3)
+            ));
+        }
+    }
+    let exits = vmm.paths.exits().since(&before);
+    if exits.of(PathKind::Kvm) + exits.of(PathKind::Accel) != 0 {
+        found.fail("clearing the windows exited to the VMM".into());
+    }
+    if let Err(e) = dev.del_group(gfd) {
+        found.fail(crate::error::chain(&e));
+    }
+    if let Err(e) = vfio::attach_group(table.fd(), gfd) {
+        found.fail(format!(
+            "giving the accel window its hardware window back: {e:?}"
+        ));
+        return Ok(());
+    }
+    let bus = p.offset << p.page_shift;
+    let mut left = 0u64;
+    for i in 0..p.size {
+        match vfio::hw_entry(table.fd(), gfd, bus + (i << p.page_shift)) {
+            Ok(e) if e.tce == 0 && e.ua == 0 => {}
+            Ok(e) => {
+                left += 1;
+                if left <= 3 {
+                    found.fail(format!(
+                        "hardware entry {i:#x} still maps tce {:#x} ua {:#x} after the clear",
+                        e.tce, e.ua
+                    ));
+                }
+            }
+            Err(e) => {
+                left += 1;
+                found.fail(format!("TCE_ACCEL_HW_ENTRY of entry {i:#x} failed: {e:?}"));
+            }
+        }
+    }
+    println!(
+        "tce-vmm: vfio: both windows cleared with H_STUFF_TCE, the group back on the accel \
+         window: {left} of {:#x} hardware entries left mapped",
+        p.size
+    );
+    Ok(())
+}
+
+/// Times `calls` `H_PUT_TCE` on window `p` (`what`) from the guest's timebase.
 fn bench_put(
     vmm: &Vmm,
     vcpu: &mut crate::kvm::Vcpu,
     p: &WindowParams,
     calls: u64,
+    what: &str,
     found: &mut Findings,
-) -> Result<()> {
+) -> Result<Option<Stats>> {
     let hz = timebase_hz()?;
     let mut job = Job::default();
     for i in 0..calls {
@@ -659,14 +783,16 @@ fn bench_put(
     }
     let before = vmm.paths.exits();
     let results = vmm.run_job(vcpu, 0, &job, &|| {})?;
-    let exits = vmm.paths.exits().since(&before).of(PathKind::Accel);
+    let since = vmm.paths.exits().since(&before);
+    let exits = since.of(PathKind::Accel) + since.of(PathKind::Kvm);
     let failed = results.iter().filter(|r| r.r3 != 0).count();
     let ticks: Vec<u64> = results.iter().map(|r| r.ticks).collect();
-    if let Some(s) = Stats::of(&ticks) {
+    let stats = Stats::of(&ticks);
+    if let Some(s) = &stats {
         let ns = |t: u64| t as f64 * 1e9 / hz as f64;
         println!(
-            "tce-vmm: vfio: bench: H_PUT_TCE on the VFIO-attached accel window: {calls} calls, \
-             min {} median {} p99 {} ticks (median {:.0} ns), {exits} exits, {failed} failed",
+            "tce-vmm: vfio: bench: H_PUT_TCE on {what}: {calls} calls, min {} median {} p99 {} \
+             ticks (median {:.0} ns), {exits} exits, {failed} failed",
             s.min,
             s.median,
             s.p99,
@@ -674,9 +800,16 @@ fn bench_put(
         );
     }
     if failed > 0 {
-        found.fail(format!("{failed} of {calls} timed H_PUT_TCE calls failed"));
+        found.fail(format!(
+            "{failed} of {calls} timed H_PUT_TCE calls on {what} failed"
+        ));
     }
-    Ok(())
+    if exits > 0 {
+        found.fail(format!(
+            "{exits} of {calls} timed H_PUT_TCE calls on {what} exited"
+        ));
+    }
+    Ok(stats)
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ use crate::hcall::{
 use crate::kvm::{
     Exit,
     Kvm,
+    KvmVfio,
     Vcpu,
     Vm, //
 };
@@ -442,6 +443,28 @@ impl Vmm {
         let fd = self.vm.create_spapr_tce_64(&params)?;
         let table = MappedTable::new(Owner::Kvm(fd), params)?;
         self.paths.add_kernel(PathKind::Kvm, table)
+    }
+
+    /// Adds a window backed by one of KVM's own tables with VFIO group `group`'s matching
+    /// hardware table attached the stock way (`KVM_DEV_VFIO_FILE_ADD`, then
+    /// `KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE`), so that KVM's C code updates the hardware table;
+    /// returns the KVM-VFIO device, whose `del_group` detaches it again.
+    pub fn add_kvm_vfio_window(
+        &self,
+        params: WindowParams,
+        group: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<KvmVfio> {
+        use std::os::fd::AsFd;
+        let fd = self.vm.create_spapr_tce_64(&params)?;
+        let dev = self.vm.create_vfio_device()?;
+        dev.add_group(group)?;
+        if let Err(e) = dev.set_spapr_tce(group, fd.as_fd()) {
+            let _ = dev.del_group(group);
+            return Err(e);
+        }
+        let table = MappedTable::new(Owner::Kvm(fd), params)?;
+        self.paths.add_kernel(PathKind::Kvm, table)?;
+        Ok(dev)
     }
 
     /// Runs `job` on `vcpu` (in job area `area`) from the payload's entry until the guest says
