@@ -37,7 +37,7 @@ target/release/tce-latency "$build/tce-vmm-bench-ppc64le.json" --json Documentat
 	--svg Documentation/tce-latency.svg | sed 's/^/   /' || status=1
 echo "   a window with a VFIO device (QEMU's virtio-rng-pci bound to vfio-pci; tce-vmm vfio):"
 sed -n 's/^\[[^]]*\] *# vfio_attach: tce-vmm: vfio: /   /p' "$log" |
-	grep -E 'hardware entries mapped|hardware pages:|bench:|median: accel|left mapped|unregistered' || true
+	grep -E 'not preregistered|hardware entries mapped|hardware pages:|bench:|median: accel|left mapped|unregistered:' || true
 sed -n 's/^\[[^]]*\] *# vfio_attach: \(tce-vmm vfio: \)/   \1/p' "$log"
 echo "   window creation through the DDW shim on the real module (tce-ddw bench):"
 sed -n 's/^\[[^]]*\] *# ddw_bench: /   /p' "$log"

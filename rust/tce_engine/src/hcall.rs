@@ -26,6 +26,9 @@
 //! - A non-zero `H_STUFF_TCE` over more than [`STUFF_NONZERO_MAX`] entries returns
 //!   `H_TOO_HARD` (the VMM does it through its mapping). Linux allocates and writes the whole
 //!   range, up to 16 GiB of table, in one hypercall.
+//! - A hardware entry's page is looked up in the preregistered memory, translated and counted as
+//!   one step ([`DmaMemory::map_page`]). Linux looks the region up and then uses the pointer
+//!   for the translation and the count without holding it.
 //! - The IOMMU cache is invalidated once per table and hypercall range. Linux invalidates once
 //!   per entry, and `H_STUFF_TCE` invalidates from a start address it has already advanced.
 

@@ -16,6 +16,10 @@
 //!    VMM in chunks** of at most that many entries: the whole range is checked first, then
 //!    each chunk goes through the engine. `tce_accel` refuses such a call with `H_TOO_HARD`
 //!    rather than write millions of entries in one non-preemptible hypercall.
+//! 3. **A call that changes a window with a VFIO hardware table and exits gets `H_HARDWARE`.**
+//!    The kernel exits when it cannot map the entry in the hardware (guest memory that is not
+//!    preregistered, for instance); writing it into the guest view alone would leave the
+//!    device without it, so the VMM fails the call and changes nothing (`tce-vmm vfio`).
 
 use tce_engine::tce::{
     HcallError,
@@ -29,6 +33,8 @@ use tce_engine::tce::{
 
 /// `H_PARAMETER`.
 pub const H_PARAMETER: i64 = HcallError::Parameter.code();
+/// `H_HARDWARE`.
+pub const H_HARDWARE: i64 = HcallError::Hardware.code();
 /// `H_FUNCTION`: the hypercall is not implemented.
 pub const H_FUNCTION: i64 = -2;
 /// `H_RTAS` (`KVMPPC_H_RTAS`): an RTAS call; r4 holds the guest address of its buffer.
@@ -211,7 +217,7 @@ impl std::fmt::Display for Reply {
     }
 }
 
-/// How an engine result reached the guest: rule 1 of the module documentation.
+/// How an engine result reached the guest: rules 1 and 3 of the module documentation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
     /// The engine's own answer.
@@ -220,6 +226,8 @@ pub enum Answer {
     TooHard,
     /// The LIOBN is not one of the VMM's windows; the guest gets `H_PARAMETER`.
     UnknownLiobn,
+    /// The window has a hardware table the VMM cannot update; the guest gets `H_HARDWARE`.
+    Hardware,
 }
 
 impl Answer {
@@ -237,6 +245,7 @@ impl Answer {
         match *self {
             Answer::Engine(r) => r,
             Answer::TooHard | Answer::UnknownLiobn => Reply::code(H_PARAMETER),
+            Answer::Hardware => Reply::code(H_HARDWARE),
         }
     }
 }

@@ -188,6 +188,8 @@ pub struct Paths {
     exits: [AtomicU64; 3],
     unknown_liobn: AtomicU64,
     too_hard: AtomicU64,
+    /// Windows with a VFIO hardware table: rule 3 of `hcall`.
+    hardware: RwLock<std::collections::BTreeSet<u64>>,
 }
 
 impl Paths {
@@ -200,6 +202,18 @@ impl Paths {
             exits: Default::default(),
             unknown_liobn: AtomicU64::new(0),
             too_hard: AtomicU64::new(0),
+            hardware: RwLock::new(std::collections::BTreeSet::new()),
+        }
+    }
+
+    /// Says whether window `liobn` has a VFIO hardware table: then every exit of a call that
+    /// would change it is answered `H_HARDWARE` (rule 3 of `hcall`).
+    pub fn set_hardware(&self, liobn: u64, on: bool) {
+        let mut hw = self.hardware.write().unwrap_or_else(|e| e.into_inner());
+        if on {
+            hw.insert(liobn);
+        } else {
+            hw.remove(&liobn);
         }
     }
 
@@ -285,6 +299,21 @@ impl Paths {
             return Answer::UnknownLiobn;
         };
         self.exits[path.kind.index()].fetch_add(1, Ordering::Relaxed);
+        let changes = !matches!(call, Hcall::Get { .. });
+        if changes
+            && self
+                .hardware
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&call.liobn())
+        {
+            println!(
+                "tce-vmm: note: {} path: {call}: the kernel could not update the window's \
+                 hardware table; the guest gets H_HARDWARE",
+                path.kind.name()
+            );
+            return Answer::Hardware;
+        }
         let vm = Vm {
             guest: ram,
             dma: &self.dma,

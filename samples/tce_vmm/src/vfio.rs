@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `tce-vmm vfio`: a guest's TCE hypercalls on a window with a VFIO group attached, checked in the hardware table.
+//! `tce-vmm vfio`: a guest's TCE hypercalls on a window with a VFIO group attached, checked in
+//! the hardware table.
 //!
 //! 1. The PCI device is bound to `vfio-pci` if it is not already, its IOMMU group is put in a
 //!    VFIO container with the sPAPR TCE v2 IOMMU, and the whole guest RAM is preregistered.
@@ -7,8 +8,9 @@
 //!    `ibm,create-pe-dma-window`, for which the shim creates the hardware window
 //!    (`VFIO_IOMMU_SPAPR_TCE_CREATE`, at the window's bus address) and attaches the group to
 //!    the window's `tce_accel` table (`TCE_ACCEL_ATTACH_GROUP`).
-//! 3. The guest runs a sequence of `H_PUT_TCE`, `H_PUT_TCE_INDIRECT`, `H_STUFF_TCE` and
-//!    `H_GET_TCE` with 64 KiB-aligned TCEs in guest RAM (read, write and both; clears; poison
+//! 3. A guest page that is not preregistered never reaches the hardware: calls naming it exit
+//!    and are failed with `H_HARDWARE`, changing nothing. Then the guest runs a sequence of
+//!    `H_PUT_TCE`, `H_PUT_TCE_INDIRECT`, `H_STUFF_TCE` and `H_GET_TCE` with 64 KiB-aligned TCEs in guest RAM (read, write and both; clears; poison
 //!    values). Every result and the guest-view table are compared with tce-sim's machine,
 //!    and every hardware entry (`TCE_ACCEL_HW_ENTRY`) with what it must be: for a mapped
 //!    entry the host physical address of the guest page (`/proc/self/pagemap`) with the
@@ -39,7 +41,10 @@ use tce_shim::vfio::{
     Container,
     Group, //
 };
-use tce_shim::Tables;
+use tce_shim::{
+    Table,
+    Tables, //
+};
 
 use crate::bench::{
     timebase_hz,
@@ -56,7 +61,8 @@ use crate::guest::{
 };
 use crate::hcall::{
     code_name,
-    Hcall, //
+    Hcall,
+    H_HARDWARE, //
 };
 use crate::paths::PathKind;
 use crate::progress;
@@ -310,14 +316,18 @@ pub fn run(opts: &Options) -> Result<bool> {
 
     // Declared before the VM, so that on an early return the shim removes its hardware windows
     // (when the VM drops) before the memory is unregistered.
-    let registration;
+    let (registration, last_page);
     let vmm = Vmm::new()?;
     let (ram_ua, ram_size) = (vmm.ram.host_addr(), vmm.ram.size());
     if ram_ua % (1 << PAGE_SHIFT) != 0 {
         return Err(Error::RamNotAligned { addr: ram_ua });
     }
     progress::step("preregistering guest RAM".into());
-    registration = container.register_memory(ram_ua, ram_size)?;
+    // In two pieces, so that the last page can be unregistered for a while (see
+    // `check_unregistered`).
+    let last_ua = ram_ua + ram_size - (1 << PAGE_SHIFT);
+    registration = container.register_memory(ram_ua, ram_size - (1 << PAGE_SHIFT))?;
+    let mut last = Some(container.register_memory(last_ua, 1 << PAGE_SHIFT)?);
     vmm.give_vfio(container.clone(), opts.levels)?;
     let mut vcpu = vmm.create_vcpu(0)?;
     let p = vmm.create_guest_window(&mut vcpu, PAGE_SHIFT, opts.window_shift)?;
@@ -336,6 +346,10 @@ pub fn run(opts: &Options) -> Result<bool> {
             "the window has hardware window {other:?}, want one at {bus:#x} with group {gnum}"
         )),
     }
+
+    vmm.paths.set_hardware(liobn, true);
+    check_unregistered(&vmm, &mut vcpu, &p, &container, &mut last, &mut found)?;
+    last_page = last;
 
     // The sequence, checked against the reference.
     let (calls, job) = sequence(&p);
@@ -506,7 +520,10 @@ pub fn run(opts: &Options) -> Result<bool> {
     if let Some(hw) = vmm.hw_window(liobn) {
         found.fail(format!("after the removal the window still has {hw:?}"));
     }
-    match registration.unregister() {
+    let unregistered = registration
+        .unregister()
+        .and_then(|()| last_page.map_or(Ok(()), |r| r.unregister()));
+    match unregistered {
         Ok(()) => println!("tce-vmm: vfio: guest RAM unregistered: every mapped page was returned"),
         Err(e) => found.fail(crate::error::chain(&e)),
     }
@@ -524,6 +541,80 @@ pub fn run(opts: &Options) -> Result<bool> {
         started.elapsed().as_secs_f64()
     );
     Ok(found.failures.is_empty())
+}
+
+/// The host's safety rule, before anything is mapped: a guest page that the VMM has not
+/// preregistered never reaches the hardware table. The last page of guest RAM is unregistered;
+/// an `H_PUT_TCE` and an `H_PUT_TCE_INDIRECT` naming it must exit (the kernel's `H_TOO_HARD`),
+/// be failed with `H_HARDWARE` by the VMM, and leave the hardware and guest-view entries at 0.
+/// Then the page is registered again (`last`).
+fn check_unregistered(
+    vmm: &Vmm,
+    vcpu: &mut crate::kvm::Vcpu,
+    p: &WindowParams,
+    container: &Arc<Container>,
+    last: &mut Option<vfio::Registration>,
+    found: &mut Findings,
+) -> Result<()> {
+    progress::step("a guest page that is not preregistered".into());
+    let Some(reg) = last.take() else {
+        return Ok(());
+    };
+    let (ua, size) = (reg.vaddr(), reg.size());
+    reg.unregister()?;
+    let rel = p.size - 2;
+    let ioba = (p.offset + rel) << p.page_shift;
+    let bad = tce(RAM_PAGES - 1, READ | WRITE);
+    let mut job = Job::default();
+    job.lists
+        .insert(list_page(2), vec![tce(20, READ), bad, tce(21, WRITE)]);
+    job.push(Hcall::Put {
+        liobn: p.liobn,
+        ioba,
+        tce: bad,
+    });
+    job.push(Hcall::Indirect {
+        liobn: p.liobn,
+        ioba: ioba - (2 << p.page_shift),
+        list: list_page(2).0,
+        npages: 3,
+    });
+    let before = vmm.paths.exits();
+    let results = vmm.run_job(vcpu, 0, &job, &|| {})?;
+    let exits = vmm.paths.exits().since(&before).of(PathKind::Accel);
+    let codes: Vec<String> = results.iter().map(|r| code_name(r.r3)).collect();
+    if results.iter().any(|r| r.r3 != H_HARDWARE) || exits != 2 {
+        found.fail(format!(
+            "TCEs naming a page that is not preregistered: got {codes:?} with {exits} exits, \
+             want H_HARDWARE twice after 2 exits"
+        ));
+    }
+    let table = vmm.accel_table(p.liobn)?;
+    let gfd = container.groups().first().map(|g| g.fd());
+    let mut left = 0;
+    for r in [rel - 2, rel - 1, rel] {
+        if table.read(r)? != 0 {
+            left += 1;
+            found.fail(format!(
+                "guest-view entry {r:#x} changed although the call failed"
+            ));
+        }
+        if let Some(g) = gfd {
+            let e = vfio::hw_entry(table.fd(), g, (p.offset + r) << p.page_shift);
+            if !matches!(e, Ok(ref e) if e.tce == 0) {
+                left += 1;
+                found.fail(format!(
+                    "hardware entry {r:#x} is {e:?} although the call failed"
+                ));
+            }
+        }
+    }
+    println!(
+        "tce-vmm: vfio: H_PUT_TCE and H_PUT_TCE_INDIRECT naming a page that is not \
+         preregistered: {codes:?} after {exits} exits, {left} entries changed"
+    );
+    *last = Some(container.register_memory(ua, size)?);
+    Ok(())
 }
 
 /// The LIOBN of the table that [`check_subpages`] attaches to the 4 KiB hardware window.
