@@ -9,7 +9,8 @@
 # x86_64 uses the rustup toolchain on PATH; ppc64le uses Debian's rustc with -Zbuild-std (the
 # rustup toolchain has no rust-src). +crt-static and the ppc64le linker are set in
 # tools/testing/tce-init/.cargo/config.toml, which is why cargo runs from that directory.
-# The target directory is in the cache ($TCE_CACHE, default ~/.cache/tce-accel/target-init).
+# The target directory is in the cache ($TCE_CACHE, default ~/.cache/tce-accel/target-init/),
+# one per checkout.
 # Idempotent; progress goes to stderr, the path of the binary to stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,8 @@ arch=${1:?usage: build-init.sh x86_64|ppc64le}
 log() { printf '[build-init %s] %s\n' "$arch" "$*" >&2; }
 
 CACHE=${TCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tce-accel}
-tdir="$CACHE/target-init"
+# One target directory per checkout (see scripts/build-vm-binary.sh).
+tdir="$CACHE/target-init/$(printf %s "$PWD" | sha256sum | cut -c1-12)"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/kernel-toolchain.sh

@@ -22,7 +22,10 @@ arch=${1:?$usage}
 what=${2:?$usage}
 log() { printf '[build-vm-binary %s %s] %s\n' "$arch" "$what" "$*" >&2; }
 CACHE=${TCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tce-accel}
-tdir="$CACHE/target-vm"
+# One target directory per checkout: cargo keys the units of workspace members by their path
+# relative to the workspace, so two checkouts sharing a directory would take each other's
+# binaries for fresh (a clean CI clone would run the working tree's build).
+tdir="$CACHE/target-vm/$(printf %s "$PWD" | sha256sum | cut -c1-12)"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 case "$what" in

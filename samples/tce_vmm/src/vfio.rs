@@ -24,9 +24,9 @@
 //!    window at bus address 0 (lent by the default window); each guest entry must be 16
 //!    hardware entries, and an `H_STUFF_TCE` clear must clear them all.
 //! 6. Optionally, the per-call latency of `H_PUT_TCE` on the window.
-//! 7. The guest removes its window; the shim detaches the group and removes the hardware
-//!    window; unregistering the guest RAM must then succeed, which proves that every page the
-//!    hardware table mapped was handed back.
+//! 7. The guest removes its window while a second vCPU uses it; the shim detaches the group
+//!    and removes the hardware window; unregistering the guest RAM must then succeed, which
+//!    proves that every page the hardware table mapped was handed back.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -62,7 +62,8 @@ use crate::guest::{
 use crate::hcall::{
     code_name,
     Hcall,
-    H_HARDWARE, //
+    H_HARDWARE,
+    H_PARAMETER, //
 };
 use crate::paths::PathKind;
 use crate::progress;
@@ -513,10 +514,11 @@ pub fn run(opts: &Options) -> Result<bool> {
         )?;
     }
 
-    // The guest removes its window; then every mapped page must have been handed back.
+    // The guest removes its window, under fire; then every mapped page must have been handed
+    // back.
     drop(table);
-    progress::step("removing the window".into());
-    vmm.remove_guest_window(&mut vcpu, liobn)?;
+    remove_under_fire(&vmm, &mut vcpu, &p, &mut found)?;
+    vmm.paths.set_hardware(liobn, false);
     if let Some(hw) = vmm.hw_window(liobn) {
         found.fail(format!("after the removal the window still has {hw:?}"));
     }
@@ -614,6 +616,95 @@ fn check_unregistered(
          preregistered: {codes:?} after {exits} exits, {left} entries changed"
     );
     *last = Some(container.register_memory(ua, size)?);
+    Ok(())
+}
+
+/// How long the second vCPU keeps mapping and clearing entries while the window is removed.
+const FIRE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// The window is removed while a second vCPU maps and clears entries of it: the shim detaches
+/// the group (waiting for the hypercalls in flight), removes the hardware window (VFIO clears
+/// what is mapped, returning the counts through the same user-address array) and closes the
+/// table. The second vCPU must see `H_SUCCESS` until the removal and `H_PARAMETER` (no such
+/// window; the VMM answers) after it, never anything else and never success again; the final
+/// unregistration of guest RAM then proves that no mapped count was lost in the race.
+fn remove_under_fire(
+    vmm: &Vmm,
+    vcpu: &mut crate::kvm::Vcpu,
+    p: &WindowParams,
+    found: &mut Findings,
+) -> Result<()> {
+    progress::step("removing the window while a second vCPU uses it".into());
+    let mut other = vmm.create_vcpu(1)?;
+    let base = p.size / 2;
+    let mut job = Job::default();
+    for k in 0..32u64 {
+        job.push(Hcall::Put {
+            liobn: p.liobn,
+            ioba: (p.offset + base + k) << p.page_shift,
+            tce: tce(100 + k, READ | WRITE),
+        });
+    }
+    job.push(Hcall::Stuff {
+        liobn: p.liobn,
+        ioba: (p.offset + base) << p.page_shift,
+        value: 0,
+        npages: 32,
+    });
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let outcome = std::thread::scope(|s| {
+        let job = &job;
+        let fire = s.spawn(move || -> Result<(u64, u64, u64, u64)> {
+            let (mut before, mut after, mut wrong, mut rounds) = (0u64, 0u64, 0u64, 0u64);
+            let deadline = Instant::now() + FIRE;
+            let mut removed_seen = false;
+            loop {
+                let results = vmm.run_job(&mut other, 1, job, &|| {})?;
+                rounds += 1;
+                if rounds == 1 {
+                    let _ = tx.send(());
+                }
+                for r in &results {
+                    match r.r3 {
+                        0 if !removed_seen => before += 1,
+                        H_PARAMETER => {
+                            removed_seen = true;
+                            after += 1;
+                        }
+                        _ => wrong += 1,
+                    }
+                }
+                if Instant::now() >= deadline && removed_seen {
+                    return Ok((before, after, wrong, rounds));
+                }
+                if Instant::now() >= deadline + FIRE * 4 {
+                    return Ok((before, after, wrong, rounds));
+                }
+            }
+        });
+        let started = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
+        let removed = if started {
+            vmm.remove_guest_window(vcpu, p.liobn)
+        } else {
+            Ok(())
+        };
+        let counts = fire.join().unwrap_or(Err(Error::VcpuPanic { vcpu: 1 }));
+        (started, removed, counts)
+    });
+    let (started, removed, counts) = outcome;
+    removed?;
+    let (before, after, wrong, rounds) = counts?;
+    if !started || before == 0 || after == 0 || wrong != 0 {
+        found.fail(format!(
+            "removing the window under fire: {before} H_SUCCESS before, {after} H_PARAMETER \
+             after, {wrong} other or out of order, in {rounds} rounds; want some of the first \
+             two and none of the last"
+        ));
+    }
+    println!(
+        "tce-vmm: vfio: window removed while vCPU 1 used it: {before} calls succeeded before, \
+         {after} got H_PARAMETER after, {wrong} wrong ({rounds} rounds)"
+    );
     Ok(())
 }
 
