@@ -25,6 +25,9 @@ use kernel::{
     }, //
 };
 
+use crate::engine::hwtable::HwEntry;
+use crate::engine::tce::TCE_RW;
+
 /// A `struct page *`. Rust never looks inside a page, so it stays opaque (and FFI-safe).
 pub(crate) type PagePtr = *mut c_void;
 
@@ -450,13 +453,12 @@ impl VmDma<'_> {
         unsafe { ffi::tce_glue_dma_lookup(self.vm, ua, size) }
     }
 
-    /// The host physical address of `ua`, if a region holds `[ua, ua + (1 << page_shift))` and
-    /// is backed by pages of at least `1 << page_shift` bytes.
-    pub(crate) fn hpa(&self, ua: u64, page_shift: u32) -> Option<u64> {
+    /// The host physical address of `ua`, if one region holds `[ua, ua + size)` and is backed
+    /// by pages of at least `1 << page_shift` bytes.
+    pub(crate) fn hpa(&self, ua: u64, size: u64, page_shift: u32) -> Option<u64> {
         let mut hpa = 0u64;
         // SAFETY: By the type invariant the VM and its mm live; `hpa` is a valid place.
-        let ok =
-            unsafe { ffi::tce_glue_dma_hpa(self.vm, ua, 1u64 << page_shift, page_shift, &mut hpa) };
+        let ok = unsafe { ffi::tce_glue_dma_hpa(self.vm, ua, size, page_shift, &mut hpa) };
         ok.then_some(hpa)
     }
 
@@ -586,14 +588,6 @@ unsafe impl Send for HwRef {}
 // SAFETY: As above.
 unsafe impl Sync for HwRef {}
 
-/// An old hardware entry, as an exchange returns it.
-pub(crate) struct OldHw {
-    /// Host physical address with the permission bits; 0 if the entry was clear.
-    pub(crate) tce: u64,
-    /// The user address recorded for it.
-    pub(crate) ua: u64,
-}
-
 impl HwRef {
     /// log2 of the hardware IOMMU page size.
     pub(crate) fn page_shift(&self) -> u32 {
@@ -622,17 +616,10 @@ impl HwRef {
         unsafe { ffi::tce_glue_hw_table(self.hw.as_ptr()) as usize }
     }
 
-    /// Exchanges entry `index` for `hpa | perm` (`perm` 0 clears), recording `ua`; returns the
-    /// old entry. The IOMMU cache is not invalidated, see [`HwRef::kill`].
-    pub(crate) fn exchange(
-        &self,
-        dma: &VmDma<'_>,
-        index: u64,
-        hpa: u64,
-        perm: u64,
-        ua: u64,
-    ) -> Result<OldHw> {
-        let (mut hpa, mut perm, mut ua) = (hpa, perm, ua);
+    /// Exchanges entry `index` for `new` (its permission bits 0: clear it), recording its user
+    /// address; returns the old entry. The IOMMU cache is not invalidated, see [`HwRef::kill`].
+    pub(crate) fn exchange(&self, dma: &VmDma<'_>, index: u64, new: HwEntry) -> Result<HwEntry> {
+        let (mut hpa, mut perm, mut ua) = (new.tce & !TCE_RW, new.tce & TCE_RW, new.ua);
         // SAFETY: By the type invariant `hw` is live, and `dma`'s VM lives; the in/out pointers
         // are valid places.
         let ret = unsafe {
@@ -648,7 +635,7 @@ impl HwRef {
         if ret != 0 {
             return Err(Error::from_errno(ret));
         }
-        Ok(OldHw {
+        Ok(HwEntry {
             tce: if perm == 0 { 0 } else { hpa | perm },
             ua,
         })

@@ -106,15 +106,7 @@ impl IommuTable for HwAttach {
     }
 
     fn exchange(&self, index: u64, new: HwEntry) -> Result<HwEntry, HwError> {
-        let perm = new.tce & TCE_RW;
-        let old = self
-            .hw
-            .exchange(&self.dma(), index, new.tce & !TCE_RW, perm, new.ua)
-            .map_err(hw_error)?;
-        Ok(HwEntry {
-            tce: old.tce,
-            ua: old.ua,
-        })
+        self.hw.exchange(&self.dma(), index, new).map_err(hw_error)
     }
 
     fn clear_range(&self, index: u64, n: u64, f: &mut dyn FnMut(HwEntry)) -> Result<(), HwError> {
@@ -145,7 +137,9 @@ pub(crate) struct DmaKey {
     size: u64,
 }
 
-/// The preregistered memory of the VM making a hypercall.
+/// The preregistered memory of the VM making a hypercall. The hypercalls use its three
+/// one-step operations (`check_page`, `map_page`, `unmap_page`), each one walk of the
+/// registered regions, as in Linux; the finer calls are there for the trait.
 pub(crate) struct KvmDma<'a>(pub(crate) VmDma<'a>);
 
 impl DmaMemory for KvmDma<'_> {
@@ -156,7 +150,7 @@ impl DmaMemory for KvmDma<'_> {
     }
 
     fn ua_to_hpa(&self, _region: DmaKey, ua: u64, page_shift: u32) -> Option<u64> {
-        self.0.hpa(ua, page_shift)
+        self.0.hpa(ua, 1u64 << page_shift, page_shift)
     }
 
     fn mapped_inc(&self, region: DmaKey) -> bool {
@@ -165,6 +159,14 @@ impl DmaMemory for KvmDma<'_> {
 
     fn mapped_dec(&self, region: DmaKey) {
         self.0.dec(region.ua, region.size)
+    }
+
+    fn check_page(&self, ua: u64, size: u64, page_shift: u32) -> bool {
+        self.0.hpa(ua, size, page_shift).is_some()
+    }
+
+    fn unmap_page(&self, ua: u64, size: u64) {
+        self.0.dec(ua, size)
     }
 
     fn map_page(&self, ua: u64, page_shift: u32) -> Option<(DmaKey, u64)> {

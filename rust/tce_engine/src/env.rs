@@ -118,9 +118,27 @@ pub trait DmaMemory {
     fn mapped_inc(&self, region: Self::Region) -> bool;
     /// Counts one hardware entry fewer.
     fn mapped_dec(&self, region: Self::Region);
+    /// Whether one region holds all of `[ua, ua + size)` and is backed by pages of at least
+    /// `1 << page_shift` bytes: the check of a TCE before anything changes.
+    ///
+    /// The hypercalls use only this, [`DmaMemory::map_page`] and [`DmaMemory::unmap_page`].
+    /// Their defaults are built from the four calls above; an implementation whose lookups
+    /// cost (the kernel walks the registered regions) overrides them to look up once each.
+    fn check_page(&self, ua: u64, size: u64, page_shift: u32) -> bool {
+        self.lookup(ua, size)
+            .and_then(|r| self.ua_to_hpa(r, ua, page_shift))
+            .is_some()
+    }
+    /// Counts one hardware entry fewer on the region that holds `[ua, ua + size)`, if any: the
+    /// bookkeeping of an entry that was replaced or cleared.
+    fn unmap_page(&self, ua: u64, size: u64) {
+        if let Some(region) = self.lookup(ua, size) {
+            self.mapped_dec(region);
+        }
+    }
     /// Looks up the region of `[ua, ua + (1 << page_shift))`, translates `ua` and counts one more
     /// hardware entry mapping the region, as one step: returns the region and the host physical
-    /// address. The hypercalls map through this, never through the three calls one by one.
+    /// address.
     ///
     /// The default runs [`DmaMemory::lookup`], [`DmaMemory::ua_to_hpa`] and
     /// [`DmaMemory::mapped_inc`] in turn, which is right only where regions cannot go away

@@ -28,7 +28,8 @@
 //!   range, up to 16 GiB of table, in one hypercall.
 //! - A hardware entry's page is looked up in the preregistered memory, translated and counted as
 //!   one step ([`DmaMemory::map_page`]). Linux looks the region up and then uses the pointer
-//!   for the translation and the count without holding it.
+//!   for the translation and the count without holding it. Checking and releasing a page are
+//!   one step each too ([`DmaMemory::check_page`], [`DmaMemory::unmap_page`]).
 //! - The IOMMU cache is invalidated once per table and hypercall range. Linux invalidates once
 //!   per entry, and `H_STUFF_TCE` invalidates from a start address it has already advanced.
 
@@ -133,19 +134,16 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         }
         let ua = self.guest.gpa_to_ua(gpa).ok_or(HcallError::TooHard)?;
         for t in tables {
-            let region = self.dma.lookup(ua, page).ok_or(HcallError::TooHard)?;
-            self.dma
-                .ua_to_hpa(region, ua, t.page_shift())
-                .ok_or(HcallError::TooHard)?;
+            if !self.dma.check_page(ua, page, t.page_shift()) {
+                return Err(HcallError::TooHard);
+            }
         }
         Ok(Some(ua))
     }
 
     /// Returns the bookkeeping of a hardware entry that was just replaced.
     fn release<T: IommuTable>(&self, table: &T, old: HwEntry) {
-        if let Some(region) = self.dma.lookup(old.ua, 1u64 << table.page_shift()) {
-            self.dma.mapped_dec(region);
-        }
+        self.dma.unmap_page(old.ua, 1u64 << table.page_shift());
     }
 
     /// The first hardware entry and the number of hardware entries ("subpages") per guest
