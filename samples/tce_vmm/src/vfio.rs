@@ -460,30 +460,13 @@ pub fn run(opts: &Options) -> Result<bool> {
     progress::step(format!("reading {:#x} hardware entries", p.size));
     let pagemap = Pagemap::open()?;
     let guest: std::collections::BTreeMap<u64, u64> = reference.entries().into_iter().collect();
-    let (mut mapped, mut bad) = (0u64, 0u64);
+    let mut wants = Vec::new();
     for i in 0..p.size {
         let g = guest.get(&i).copied().unwrap_or(0);
         let (want_tce, want_ua) = expected_hw(&vmm, &pagemap, g)?;
-        let ioba = bus + (i << PAGE_SHIFT);
-        match vfio::hw_entry(table.fd(), gfd, ioba) {
-            Ok(e) if e.tce == want_tce && e.ua == want_ua && e.page_shift == PAGE_SHIFT => {
-                mapped += u64::from(want_tce != 0);
-            }
-            Ok(e) => {
-                bad += 1;
-                found.fail(format!(
-                    "hardware entry {i:#x} (bus address {ioba:#x}, guest TCE {g:#x}): tce \
-                     {:#x} ua {:#x} page shift {}, want tce {want_tce:#x} ua {want_ua:#x} \
-                     page shift {PAGE_SHIFT}",
-                    e.tce, e.ua, e.page_shift
-                ));
-            }
-            Err(e) => {
-                bad += 1;
-                found.fail(format!("TCE_ACCEL_HW_ENTRY of entry {i:#x} failed: {e:?}"));
-            }
-        }
+        wants.push((bus + (i << PAGE_SHIFT), want_tce, want_ua));
     }
+    let (mapped, bad) = check_hw(&table, gfd, PAGE_SHIFT, &wants, &mut found);
     println!(
         "tce-vmm: vfio: {} calls ({exits} exits), {} guest entries set, {mapped} hardware \
          entries mapped, {bad} wrong",
@@ -601,15 +584,12 @@ fn check_unregistered(
                 "guest-view entry {r:#x} changed although the call failed"
             ));
         }
-        if let Some(g) = gfd {
-            let e = vfio::hw_entry(table.fd(), g, (p.offset + r) << p.page_shift);
-            if !matches!(e, Ok(ref e) if e.tce == 0) {
-                left += 1;
-                found.fail(format!(
-                    "hardware entry {r:#x} is {e:?} although the call failed"
-                ));
-            }
-        }
+    }
+    if let Some(g) = gfd {
+        let zeros: Vec<_> = [rel - 2, rel - 1, rel]
+            .map(|r| ((p.offset + r) << p.page_shift, 0, 0))
+            .to_vec();
+        left += check_hw(&table, g, p.page_shift, &zeros, found).1;
     }
     println!(
         "tce-vmm: vfio: H_PUT_TCE and H_PUT_TCE_INDIRECT naming a page that is not \
@@ -805,7 +785,7 @@ fn check_hw_range(
     range: std::ops::Range<u64>,
     found: &mut Findings,
 ) -> Result<u64> {
-    let mut wrong = 0;
+    let mut wants = Vec::new();
     for i in range {
         let g = mapped.iter().find(|&&(e, _)| e == i).map_or(0, |&(_, t)| t);
         let (page_tce, page_ua) = expected_hw(vmm, pagemap, g)?;
@@ -817,26 +797,43 @@ fn check_hw_range(
                 let perm = page_tce & (READ | WRITE);
                 (pagemap.phys(ua)? | perm, ua)
             };
-            let ioba = (i << PAGE_SHIFT) + (k << 12);
-            match vfio::hw_entry(table.fd(), gfd, ioba) {
-                Ok(e) if e.tce == want_tce && e.ua == want_ua && e.page_shift == 12 => {}
-                Ok(e) => {
-                    wrong += 1;
-                    found.fail(format!(
-                        "4 KiB hardware entry at {ioba:#x} (guest TCE {g:#x}): tce {:#x} ua \
-                         {:#x} page shift {}, want tce {want_tce:#x} ua {want_ua:#x} page \
-                         shift 12",
-                        e.tce, e.ua, e.page_shift
-                    ));
-                }
-                Err(e) => {
-                    wrong += 1;
-                    found.fail(format!("TCE_ACCEL_HW_ENTRY at {ioba:#x} failed: {e:?}"));
-                }
+            wants.push(((i << PAGE_SHIFT) + (k << 12), want_tce, want_ua));
+        }
+    }
+    Ok(check_hw(table, gfd, 12, &wants, found).1)
+}
+
+/// Reads the hardware entries at the bus addresses of `wants` back through `table`'s attached
+/// group `gfd` and compares each with its (bus address, tce, ua), and the page shift with
+/// `page_shift`. Returns how many matched a mapped entry and how many did not match.
+fn check_hw(
+    table: &tce_shim::KernelTable,
+    gfd: std::os::fd::BorrowedFd<'_>,
+    page_shift: u32,
+    wants: &[(u64, u64, u64)],
+    found: &mut Findings,
+) -> (u64, u64) {
+    let (mut mapped, mut wrong) = (0u64, 0u64);
+    for &(ioba, want_tce, want_ua) in wants {
+        match vfio::hw_entry(table.fd(), gfd, ioba) {
+            Ok(e) if e.tce == want_tce && e.ua == want_ua && e.page_shift == page_shift => {
+                mapped += u64::from(want_tce != 0);
+            }
+            Ok(e) => {
+                wrong += 1;
+                found.fail(format!(
+                    "hardware entry at bus address {ioba:#x}: tce {:#x} ua {:#x} page shift {}, \
+                     want tce {want_tce:#x} ua {want_ua:#x} page shift {page_shift}",
+                    e.tce, e.ua, e.page_shift
+                ));
+            }
+            Err(e) => {
+                wrong += 1;
+                found.fail(format!("TCE_ACCEL_HW_ENTRY at {ioba:#x} failed: {e:?}"));
             }
         }
     }
-    Ok(wrong)
+    (mapped, wrong)
 }
 
 /// The LIOBN of the KVM table that [`compare_kvm`] gives the group's hardware window.
@@ -918,25 +915,10 @@ fn compare_kvm(
         return Ok(());
     }
     let bus = p.offset << p.page_shift;
-    let mut left = 0u64;
-    for i in 0..p.size {
-        match vfio::hw_entry(table.fd(), gfd, bus + (i << p.page_shift)) {
-            Ok(e) if e.tce == 0 && e.ua == 0 => {}
-            Ok(e) => {
-                left += 1;
-                if left <= 3 {
-                    found.fail(format!(
-                        "hardware entry {i:#x} still maps tce {:#x} ua {:#x} after the clear",
-                        e.tce, e.ua
-                    ));
-                }
-            }
-            Err(e) => {
-                left += 1;
-                found.fail(format!("TCE_ACCEL_HW_ENTRY of entry {i:#x} failed: {e:?}"));
-            }
-        }
-    }
+    let zeros: Vec<_> = (0..p.size)
+        .map(|i| (bus + (i << p.page_shift), 0, 0))
+        .collect();
+    let (_, left) = check_hw(table, gfd, p.page_shift, &zeros, found);
     println!(
         "tce-vmm: vfio: both windows cleared with H_STUFF_TCE, the group back on the accel \
          window: {left} of {:#x} hardware entries left mapped",

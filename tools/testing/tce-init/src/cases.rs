@@ -1082,14 +1082,22 @@ fn guest_e2e(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
         return Err(Stop::Skip(why));
     }
     let (ok, lines) = run_vmm(cx, &["check"])?;
-    let summary = last_with(&lines, "tce-vmm check: ");
-    match summary {
-        Some(s) if ok && s.starts_with("tce-vmm check: PASS") => Ok(()),
+    vmm_verdict(ok, &lines, "check")
+}
+
+/// The verdict of `tce-vmm MODE`: passed if it exited successfully and its summary line
+/// (`tce-vmm MODE: PASS...`) says so; otherwise the summary, or the VMM's error line, is the
+/// failure.
+fn vmm_verdict(ok: bool, lines: &[String], mode: &str) -> Result<(), Stop> {
+    let prefix = format!("tce-vmm {mode}: ");
+    match last_with(lines, &prefix) {
+        Some(s) if ok && s.starts_with(&format!("{prefix}PASS")) => Ok(()),
         Some(s) => Err(Stop::Fail(s.to_string())),
         None => Err(Stop::Fail(
-            last_with(&lines, "tce-vmm: error: ")
-                .unwrap_or("tce-vmm check printed no summary")
-                .to_string(),
+            last_with(lines, "tce-vmm: error: ").map_or_else(
+                || format!("tce-vmm {mode} printed no summary"),
+                str::to_string,
+            ),
         )),
     }
 }
@@ -1105,21 +1113,11 @@ fn guest_bench(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
         return Err(Stop::Skip("tce.bench=0 on the kernel command line".into()));
     }
     let (ok, lines) = run_vmm(cx, &["bench"])?;
-    let summary = last_with(&lines, "tce-vmm bench: ");
-    match summary {
-        Some(s) if ok && s.starts_with("tce-vmm bench: PASS") => {
-            if last_with(&lines, "TCE_VMM_JSON ").is_none() {
-                return Err(Stop::Fail("tce-vmm bench printed no JSON line".into()));
-            }
-            Ok(())
-        }
-        Some(s) if s.starts_with("tce-vmm bench: FAIL") => Err(Stop::Fail(s.to_string())),
-        _ => Err(Stop::Fail(
-            last_with(&lines, "tce-vmm: error: ")
-                .unwrap_or("tce-vmm bench did not finish")
-                .to_string(),
-        )),
+    vmm_verdict(ok, &lines, "bench")?;
+    if last_with(&lines, "TCE_VMM_JSON ").is_none() {
+        return Err(Stop::Fail("tce-vmm bench printed no JSON line".into()));
     }
+    Ok(())
 }
 
 /// The PCI device `vfio_attach` passes through: QEMU's `-device virtio-rng-pci`, which
@@ -1154,15 +1152,7 @@ fn vfio_attach(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
         return Err(Stop::Skip(why));
     }
     let (ok, lines) = run_vmm(cx, &["vfio", "--device", VFIO_DEVICE])?;
-    match last_with(&lines, "tce-vmm vfio: ") {
-        Some(s) if ok && s.starts_with("tce-vmm vfio: PASS") => Ok(()),
-        Some(s) => Err(Stop::Fail(s.to_string())),
-        None => Err(Stop::Fail(
-            last_with(&lines, "tce-vmm: error: ")
-                .unwrap_or("tce-vmm vfio printed no summary")
-                .to_string(),
-        )),
-    }
+    vmm_verdict(ok, &lines, "vfio")
 }
 
 /// `unload_refused_while_open`: with a table open, `delete_module(O_NONBLOCK)` fails.
@@ -1452,13 +1442,8 @@ fn reload_while_hammered(st: &State, cx: &mut Ctx<'_>, module: BorrowedFd<'_>) -
             "only {during} cycles while the VMM ran, want at least {MIN_CYCLES}"
         ));
     }
-    match last_with(&lines, "tce-vmm hammer: ") {
-        Some(s) if status.success() && s.starts_with("tce-vmm hammer: PASS") => {}
-        Some(s) => cx.fail(format!("{s} ({status})")),
-        None => cx.fail(format!(
-            "{} ({status})",
-            last_with(&lines, "tce-vmm: error: ").unwrap_or("tce-vmm hammer printed no summary")
-        )),
+    if let Err(Stop::Fail(why)) = vmm_verdict(status.success(), &lines, "hammer") {
+        cx.fail(format!("{why} ({status})"));
     }
     let initstate = format!("/sys/module/{name}/initstate");
     let state = std::fs::read_to_string(&initstate).unwrap_or_default();
