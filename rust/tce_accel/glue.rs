@@ -46,9 +46,29 @@ mod ffi {
         pub(super) fn tce_glue_free_pages(page: PagePtr, order: c_uint);
         pub(super) fn tce_glue_page_address(page: PagePtr) -> *mut c_void;
         pub(super) fn tce_glue_page_phys(page: PagePtr) -> u64;
-        pub(super) fn tce_glue_hooks_register() -> c_int;
-        pub(super) fn tce_glue_hooks_unregister();
-        pub(super) fn tce_glue_hooks_synchronize();
+        pub(super) fn tce_glue_provider_start() -> c_int;
+        pub(super) fn tce_glue_provider_stop();
+        pub(super) fn tce_glue_kvm_create_table(
+            vm: *mut c_void,
+            liobn: u64,
+            page_shift: u32,
+            offset: u64,
+            size: u64,
+        ) -> c_int;
+        pub(super) fn tce_glue_vm_mm(vm: *mut c_void) -> *mut c_void;
+        pub(super) fn tce_glue_vm_synchronize(vm: *mut c_void);
+        pub(super) fn tce_glue_seq_table(
+            seq: *mut c_void,
+            vm: *mut c_void,
+            liobn: u64,
+            page_shift: u32,
+            size: u64,
+            pages: u64,
+            charged: u64,
+            hcalls: *const u64,
+        );
+        pub(super) fn tce_glue_debugfs_create() -> c_int;
+        pub(super) fn tce_glue_debugfs_remove();
         pub(super) fn tce_glue_vcpu_vm(vcpu: *mut c_void) -> *mut c_void;
         pub(super) fn tce_glue_vcpu_set_gpr(vcpu: *mut c_void, reg: c_uint, value: u64);
         pub(super) fn tce_glue_memslots_lock(vm: *mut c_void) -> c_int;
@@ -134,6 +154,56 @@ impl VmRef {
         }
         // INVARIANT: on success the C side took a reference and stored a non-null VM.
         NonNull::new(vm).map(|vm| Self { vm }).ok_or(EINVAL)
+    }
+
+    /// Takes a reference to the VM at `vm`.
+    ///
+    /// # Safety
+    ///
+    /// `vm` must point to a `struct kvm` that lives for the call (the caller holds a
+    /// reference to it).
+    pub(crate) unsafe fn from_raw(vm: *mut c_void) -> Result<Self> {
+        let vm = NonNull::new(vm).ok_or(EINVAL)?;
+        // SAFETY: By the function's safety requirements the VM lives.
+        unsafe { ffi::tce_glue_vm_ref(vm.as_ptr()) };
+        // INVARIANT: one reference was just taken.
+        Ok(Self { vm })
+    }
+
+    /// Creates a table of this VM that KVM keeps on the VM's list and the module serves, and
+    /// returns its file descriptor (a KVM TCE table file). `ENOSYS` where KVM has no TCE
+    /// tables: then the caller installs a tce_accel file.
+    pub(crate) fn create_kvm_table(
+        &self,
+        liobn: u64,
+        page_shift: u32,
+        offset: u64,
+        size: u64,
+    ) -> Result<i32> {
+        // SAFETY: By the type invariant the VM lives; KVM checks the arguments.
+        let fd = unsafe {
+            ffi::tce_glue_kvm_create_table(self.vm.as_ptr(), liobn, page_shift, offset, size)
+        };
+        if fd < 0 {
+            return Err(Error::from_errno(fd));
+        }
+        Ok(fd)
+    }
+
+    /// Waits until no hypercall of the VM can still use what the caller unpublished before.
+    /// Must not be called from a hypercall.
+    pub(crate) fn synchronize(&self) {
+        // SAFETY: By the type invariant the VM lives; callers are in process context, outside
+        // the VM's SRCU read-side section.
+        unsafe { ffi::tce_glue_vm_synchronize(self.vm.as_ptr()) };
+    }
+
+    /// The VM's address space, which KVM charges its tables to.
+    pub(crate) fn mm(&self) -> Result<MmRef> {
+        // SAFETY: By the type invariant the VM lives; the C side grabs its mm.
+        let mm = unsafe { ffi::tce_glue_vm_mm(self.vm.as_ptr()) };
+        // INVARIANT: the C side grabbed the VM's mm (KVM never has none).
+        NonNull::new(mm).map(|mm| MmRef { mm }).ok_or(EINVAL)
     }
 
     /// The VM's identity: its address, stable while the reference is held.
@@ -291,28 +361,74 @@ pub(crate) fn install_table<T>(table: Arc<T>) -> Result<i32> {
     Ok(fd)
 }
 
-/// Registers the module's TCE hypercall handlers with KVM (a no-op where KVM has no TCE
-/// hypercalls): `EBUSY` if another module's handlers are registered.
-pub(crate) fn hooks_register() -> Result {
-    // SAFETY: Always safe to call; the handlers it registers are this module's functions,
-    // which stay until `hooks_unregister()` has returned.
-    let ret = unsafe { ffi::tce_glue_hooks_register() };
+/// Makes the module the provider of KVM's TCE tables, if the `takeover` parameter says so (a
+/// no-op where KVM has no TCE tables): `EBUSY` if another module provides them.
+pub(crate) fn provider_start() -> Result {
+    // SAFETY: Always safe to call; the provider it registers is this module's, and its tables
+    // hold references to the module.
+    let ret = unsafe { ffi::tce_glue_provider_start() };
     if ret != 0 {
         return Err(Error::from_errno(ret));
     }
     Ok(())
 }
 
-/// Unregisters the handlers and waits until no hypercall runs in them.
-pub(crate) fn hooks_unregister() {
-    // SAFETY: Called once, by `hooks::Hooks::drop`, after a successful `hooks_register()`.
-    unsafe { ffi::tce_glue_hooks_unregister() };
+/// Prints one table's line into a debugfs read (`vm` is printed hashed, as `%p` does).
+///
+/// # Safety
+///
+/// `seq` must be the `struct seq_file` of a read in progress.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn seq_table(
+    seq: *mut c_void,
+    vm: usize,
+    liobn: u64,
+    page_shift: u32,
+    size: u64,
+    pages: u64,
+    charged: u64,
+    hcalls: &[u64; 4],
+) {
+    // SAFETY: By the function's safety requirements `seq` is valid; `hcalls` holds four
+    // counts, and `vm` is only printed.
+    unsafe {
+        ffi::tce_glue_seq_table(
+            seq,
+            vm as *mut c_void,
+            liobn,
+            page_shift,
+            size,
+            pages,
+            charged,
+            hcalls.as_ptr(),
+        )
+    };
 }
 
-/// Waits until no hypercall runs in the handlers (a no-op where there are none).
-pub(crate) fn hooks_synchronize() {
-    // SAFETY: Always safe to call from process context, which every caller is in.
-    unsafe { ffi::tce_glue_hooks_synchronize() };
+/// The debugfs file `tce_accel/tables`; removed when dropped.
+pub(crate) struct Debugfs(());
+
+impl Debugfs {
+    /// Creates the file (debugfs failures are not errors: the module works without it).
+    pub(crate) fn create() -> Self {
+        // SAFETY: Called once, at module load; `tce_accel_debugfs_tables` reads the registry,
+        // which lives until after this value is dropped.
+        let _ = unsafe { ffi::tce_glue_debugfs_create() };
+        Self(())
+    }
+}
+
+impl Drop for Debugfs {
+    fn drop(&mut self) {
+        // SAFETY: Removing the file waits for its readers; it was created by `create`.
+        unsafe { ffi::tce_glue_debugfs_remove() };
+    }
+}
+
+/// Stops providing KVM's new TCE tables; existing ones stay the module's.
+pub(crate) fn provider_stop() {
+    // SAFETY: Called once, by `hooks::Provider::drop`, after a successful `provider_start()`.
+    unsafe { ffi::tce_glue_provider_stop() };
 }
 
 /// The vCPU making a hypercall, and its VM.
@@ -338,11 +454,6 @@ impl VcpuRef {
         let vm = unsafe { ffi::tce_glue_vcpu_vm(vcpu) };
         // INVARIANT: `vcpu` is guaranteed by the caller, `vm` was just read from it.
         Self { vcpu, vm }
-    }
-
-    /// The identity of the vCPU's VM, as [`VmRef::id`] gives it.
-    pub(crate) fn vm_id(&self) -> usize {
-        self.vm as usize
     }
 
     /// Sets general-purpose register `reg` of the guest, the way a hypercall returns values.

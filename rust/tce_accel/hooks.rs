@@ -1,21 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The TCE hypercalls of the tables this module owns, answered inside KVM.
+//! The TCE hypercalls of the tables this module serves, answered inside KVM.
 //!
-//! KVM calls these handlers through `struct kvmppc_tce_hooks` (`patches/0003`) for a LIOBN it
-//! has no table for. A handler finds the table of (VM, LIOBN) in [`table::lookup`], without a
-//! lock or a reference (see the RCU rules in `table.rs`), and runs the engine's hypercall on it
-//! with the guest's memory slots as [`GuestMemory`]. A LIOBN without a table here gets
-//! `H_TOO_HARD`, exactly what KVM answered before the hooks existed, so the call exits to the
-//! VMM.
+//! The module registers itself with KVM as the provider of sPAPR TCE tables
+//! (`struct kvmppc_spapr_tce_provider`, `patches/0003`): KVM keeps each table on its VM's list,
+//! finds it for a hypercall by the VM's own lookup, and calls these handlers with the table. A
+//! handler runs the engine's hypercall on it with the guest's memory slots as
+//! [`GuestMemory`].
 //!
 //! # Context
 //!
-//! The handlers run in the vCPU thread, in process context, and may sleep: they allocate table
-//! pages and read the guest's `H_PUT_TCE_INDIRECT` list from the VMM's mapping of guest RAM.
-//! KVM protects them with SRCU against [`Hooks`] going away, so unloading the module waits for
-//! every hypercall still in here. A table whose file is closed during a hypercall lives on
-//! until the hypercall has returned: closing waits for it (`kvmppc_tce_hooks_synchronize()`).
+//! The handlers run in the vCPU thread, in process context, inside the VM's `kvm->srcu`
+//! read-side section, and may sleep: they allocate table pages and read the guest's
+//! `H_PUT_TCE_INDIRECT` list from the VMM's mapping of guest RAM. KVM frees a table only after
+//! a grace period of that VM's SRCU, so a table and the list of hardware tables attached to it
+//! live while a handler uses them ([`InHcall`]). Another VM never waits for this one.
 
 use core::ffi::{
     c_long,
@@ -50,8 +49,7 @@ use crate::glue::{
 };
 use crate::host::KHost;
 use crate::table::{
-    self,
-    InHook,
+    Hcall,
     Table, //
 };
 use crate::vfio::{
@@ -59,23 +57,28 @@ use crate::vfio::{
     KvmDma, //
 };
 
-/// The registration of the handlers with KVM; dropping it unregisters them and waits until no
-/// hypercall runs in them.
-pub(crate) struct Hooks(());
+/// The module as KVM's provider of TCE tables (when `takeover` is set); dropping it gives new
+/// tables back to KVM. Tables the module serves hold references to it, so it is dropped only
+/// when none is left.
+pub(crate) struct Provider(());
 
-impl Hooks {
-    /// Registers the handlers: `EBUSY` if another module has hooks registered.
-    pub(crate) fn register() -> Result<Self> {
-        glue::hooks_register()?;
+impl Provider {
+    /// Registers the provider: `EBUSY` if another module provides KVM's tables.
+    pub(crate) fn start() -> Result<Self> {
+        glue::provider_start()?;
         Ok(Self(()))
     }
 }
 
-impl Drop for Hooks {
+impl Drop for Provider {
     fn drop(&mut self) {
-        glue::hooks_unregister();
+        glue::provider_stop();
     }
 }
+
+/// Proof that the code holding it runs in a hypercall handler, inside the `kvm->srcu`
+/// read-side section of the table's VM, which a table and its attached list outlive.
+pub(crate) struct InHcall(());
 
 /// Guest RAM as the VM's memory slots map it into the VMM, held stable for one hypercall.
 struct SlotMemory<'a> {
@@ -171,17 +174,26 @@ impl<'a> Found<'a> {
     }
 }
 
-/// Runs `f` on the table of (`vcpu`'s VM, `liobn`) and turns its result into a status.
-fn with_table(vcpu: &VcpuRef, liobn: c_ulong, f: impl FnOnce(&Found<'_>) -> HcallResult) -> c_long {
-    // SAFETY: Only the handlers below call this, and KVM calls them inside the hooks' SRCU
-    // read-side section; the value is dropped before the handler returns.
-    let in_hook = unsafe { InHook::new() };
-    let Some(table) = table::lookup(&in_hook, vcpu.vm_id(), liobn) else {
-        return HcallError::TooHard.code() as c_long;
-    };
+/// Runs `f` on `table` and turns its result into a status.
+///
+/// # Safety
+///
+/// `table` must be the table pointer KVM passed to a handler, which runs inside the VM's
+/// `kvm->srcu` read-side section; only the handlers below call this.
+unsafe fn with_table(
+    table: *mut c_void,
+    kind: Hcall,
+    f: impl FnOnce(&Found<'_>) -> HcallResult,
+) -> c_long {
+    // SAFETY: By the function's safety requirements the table came from the provider's create
+    // (`Arc::into_raw`) and KVM releases it only after a grace period of the SRCU the handler
+    // runs in.
+    let table = unsafe { &*table.cast::<Table>() };
+    table.count(kind);
+    let in_hcall = InHcall(());
     let found = Found {
         table,
-        attached: table.attached().get(&in_hook),
+        attached: table.attached().get(&in_hcall),
     };
     match f(&found) {
         Ok(()) => 0,
@@ -205,96 +217,112 @@ fn with_guest<R>(vcpu: &VcpuRef, f: impl FnOnce(&Vm<'_, SlotMemory<'_>, KvmDma<'
 ///
 /// # Safety
 ///
-/// `vcpu` must be a live vCPU whose thread is making this hypercall.
+/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `table` the table KVM
+/// found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
     vcpu: *mut c_void,
-    liobn: c_ulong,
+    table: *mut c_void,
     ioba: c_ulong,
     tce: c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    with_table(&vcpu, liobn, |t| {
-        with_guest(&vcpu, |vm| vm.put_tce(t.target(), ioba, tce))
-    })
+    // SAFETY: By the function's safety requirements, as `with_table` needs.
+    unsafe {
+        with_table(table, Hcall::Put, |t| {
+            with_guest(&vcpu, |vm| vm.put_tce(t.target(), ioba, tce))
+        })
+    }
 }
 
 /// `H_PUT_TCE_INDIRECT`, called by KVM.
 ///
 /// # Safety
 ///
-/// `vcpu` must be a live vCPU whose thread is making this hypercall.
+/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `table` the table KVM
+/// found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
     vcpu: *mut c_void,
-    liobn: c_ulong,
+    table: *mut c_void,
     ioba: c_ulong,
     tce_list: c_ulong,
     npages: c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    with_table(&vcpu, liobn, |t| {
-        // A short list fits on the stack; a whole one (4 KiB) is too much for it and costs one
-        // kmalloc. A list longer than INDIRECT_MAX gets H_PARAMETER before the buffer is used.
-        let mut small = [0u64; INDIRECT_ON_STACK];
-        let mut large;
-        let buf = if npages <= INDIRECT_ON_STACK as u64 {
-            &mut small[..]
-        } else if npages <= INDIRECT_MAX as u64 {
-            large =
-                KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL).map_err(|_| HcallError::TooHard)?;
-            &mut large[..]
-        } else {
-            &mut []
-        };
-        with_guest(&vcpu, |vm| {
-            vm.put_tce_indirect(t.target(), ioba, tce_list, npages, buf)
+    // SAFETY: By the function's safety requirements, as `with_table` needs.
+    unsafe {
+        with_table(table, Hcall::PutIndirect, |t| {
+            // A short list fits on the stack; a whole one (4 KiB) is too much for it and costs one
+            // kmalloc. A list longer than INDIRECT_MAX gets H_PARAMETER before the buffer is used.
+            let mut small = [0u64; INDIRECT_ON_STACK];
+            let mut large;
+            let buf = if npages <= INDIRECT_ON_STACK as u64 {
+                &mut small[..]
+            } else if npages <= INDIRECT_MAX as u64 {
+                large = KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL)
+                    .map_err(|_| HcallError::TooHard)?;
+                &mut large[..]
+            } else {
+                &mut []
+            };
+            with_guest(&vcpu, |vm| {
+                vm.put_tce_indirect(t.target(), ioba, tce_list, npages, buf)
+            })
         })
-    })
+    }
 }
 
 /// `H_STUFF_TCE`, called by KVM.
 ///
 /// # Safety
 ///
-/// `vcpu` must be a live vCPU whose thread is making this hypercall.
+/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `table` the table KVM
+/// found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_stuff_tce(
     vcpu: *mut c_void,
-    liobn: c_ulong,
+    table: *mut c_void,
     ioba: c_ulong,
     value: c_ulong,
     npages: c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    with_table(&vcpu, liobn, |t| {
-        let vm = Vm {
-            guest: &NoGuest,
-            dma: &KvmDma(vcpu.dma()),
-        };
-        vm.stuff_tce(t.target(), ioba, value, npages)
-    })
+    // SAFETY: By the function's safety requirements, as `with_table` needs.
+    unsafe {
+        with_table(table, Hcall::Stuff, |t| {
+            let vm = Vm {
+                guest: &NoGuest,
+                dma: &KvmDma(vcpu.dma()),
+            };
+            vm.stuff_tce(t.target(), ioba, value, npages)
+        })
+    }
 }
 
 /// `H_GET_TCE`, called by KVM: on success the entry goes to the guest's r4.
 ///
 /// # Safety
 ///
-/// `vcpu` must be a live vCPU whose thread is making this hypercall.
+/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `table` the table KVM
+/// found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_get_tce(
     vcpu: *mut c_void,
-    liobn: c_ulong,
+    table: *mut c_void,
     ioba: c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    with_table(&vcpu, liobn, |t| {
-        let tce = hcall::get_tce(Some(t.table.window()), ioba)?;
-        vcpu.set_gpr(4, tce);
-        Ok(())
-    })
+    // SAFETY: By the function's safety requirements, as `with_table` needs.
+    unsafe {
+        with_table(table, Hcall::Get, |t| {
+            let tce = hcall::get_tce(Some(t.table.window()), ioba)?;
+            vcpu.set_gpr(4, tce);
+            Ok(())
+        })
+    }
 }

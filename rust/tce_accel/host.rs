@@ -35,7 +35,8 @@ use crate::engine::env::{
 use crate::glue::{
     Block,
     MmRef,
-    PagePtr, //
+    PagePtr,
+    VmRef, //
 };
 
 /// A block of table memory.
@@ -183,6 +184,13 @@ impl KHost {
             None => None,
         };
         Ok(Self { mm })
+    }
+
+    /// A host charging `vm`'s address space, as KVM charges a VM's tables.
+    pub(crate) fn for_vm(vm: &VmRef) -> Result<Self> {
+        Ok(Self {
+            mm: Some(Arc::new(vm.mm()?, GFP_KERNEL)?),
+        })
     }
 }
 

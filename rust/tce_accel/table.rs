@@ -1,26 +1,35 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Guest-view TCE tables as file descriptors: creation, the registry of (VM, LIOBN) pairs that
-//! the hypercall handlers look tables up in, faults of the VMM's mapping, the table ioctls, and
-//! release.
+//! Guest-view TCE tables: creation, the registry of the module's tables, faults of the VMM's
+//! mapping, the table ioctls, and release.
 //!
 //! # Lifetime
 //!
-//! A table is created by `TCE_ACCEL_CREATE_TABLE` as an `Arc<Table>`. Its file holds one
-//! reference (as `private_data`, from [`Arc::into_raw`]) and [`REGISTRY`] another. Closing the
-//! file ([`tce_accel_table_release`]) unpublishes the table, waits until no hypercall can still
-//! be using it, and drops both references. The file's operations hold a reference to this
-//! module (`.owner`), so the module cannot be unloaded while a table exists. A table holds a
-//! reference to its VM, and the VM cannot go away under it.
+//! A table is an `Arc<Table>`, created in one of two ways:
 //!
-//! # Locking and RCU
+//! - Where KVM has TCE tables (powerpc), KVM creates it: for `KVM_CREATE_SPAPR_TCE_64` while the
+//!   module is KVM's provider, or for `TCE_ACCEL_CREATE_TABLE` through
+//!   `kvmppc_spapr_tce_create()`. KVM calls [`tce_accel_provider_create`], keeps the table on the
+//!   VM's list and gives user space a KVM TCE table file, whose operations it hands to the module.
+//!   KVM's table holds the reference from [`Arc::into_raw`], and a reference to this module.
+//! - Elsewhere `TCE_ACCEL_CREATE_TABLE` installs a file of the module's own
+//!   (`glue::install_table`), which holds that reference and the module (`.owner`).
 //!
-//! [`REGISTRY`] (a mutex) protects the list of tables by (VM, LIOBN) and serialises every change
-//! to [`PUBLISHED`]; only create and release take it. Hypercalls take no lock and no reference:
-//! they read [`PUBLISHED`], an array of table pointers, inside the SRCU read-side section in
-//! which KVM runs every hook handler (`patches/0003`). A writer unpublishes a table or an old
-//! array first, then calls `kvmppc_tce_hooks_synchronize()`, and only then frees it. The
-//! table's own memory is shared lock-free through the engine's set-once slots and atomic words.
+//! [`REGISTRY`] holds a second reference. Closing the file ([`tce_accel_table_release`]) drops
+//! both: KVM calls it only after a grace period of the VM's `kvm->srcu`, so no hypercall still
+//! uses the table. A table holds a reference to its VM.
+//!
+//! # Locking
+//!
+//! [`REGISTRY`] (a mutex) holds the module's tables by (VM, LIOBN) and serialises changes to
+//! the hardware tables attached to them (`vfio`). Hypercalls never take it: KVM hands them their
+//! table. The table's own memory is shared lock-free through the engine's set-once slots and
+//! atomic words.
+
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering, //
+};
 
 use core::ffi::{
     c_int,
@@ -28,12 +37,6 @@ use core::ffi::{
     c_uint,
     c_ulong,
     c_void, //
-};
-
-use core::ptr;
-use core::sync::atomic::{
-    AtomicPtr,
-    Ordering, //
 };
 
 use kernel::{
@@ -48,7 +51,8 @@ use kernel::{
 use crate::engine::window::{
     CreateError,
     FaultError,
-    Window, //
+    Window,
+    WindowParams, //
 };
 use crate::glue::{
     self,
@@ -84,84 +88,8 @@ kernel::sync::global_lock! {
     pub(crate) unsafe(uninit) static REGISTRY: Mutex<KVec<Entry>> = KVec::new();
 }
 
-/// The tables as hypercalls see them: pointers to the registered tables, null where free.
-struct Published {
-    slots: KVec<AtomicPtr<Table>>,
-}
-
-/// The published array, or null before the first table. Replaced (to grow it) and written
-/// under [`REGISTRY`]; read by hypercalls without a lock, see the module documentation.
-static PUBLISHED: AtomicPtr<Published> = AtomicPtr::new(ptr::null_mut());
-
-/// Slots of the first published array; it doubles when full.
-const PUBLISHED_MIN: usize = 16;
-
-/// Proof that the code holding it runs in a TCE hook handler, inside the SRCU read-side section
-/// that `kvmppc_tce_hooks_synchronize()` waits for.
-pub(crate) struct InHook(());
-
-impl InHook {
-    /// Asserts that the caller runs in a hook handler.
-    ///
-    /// # Safety
-    ///
-    /// The caller must be a hook handler called by KVM (`patches/0003`), and the value must
-    /// not outlive the call.
-    pub(crate) unsafe fn new() -> Self {
-        Self(())
-    }
-}
-
-/// Makes `table` visible to hypercalls. The caller holds [`REGISTRY`]'s lock, which serialises
-/// every writer of [`PUBLISHED`].
-fn publish(table: &Arc<Table>) -> Result {
-    let new = Arc::as_ptr(table).cast_mut();
-    let cur = PUBLISHED.load(Ordering::Acquire);
-    // SAFETY: Arrays are freed only by writers, which the caller's lock excludes.
-    let cur = unsafe { cur.as_ref() };
-    if let Some(free) =
-        cur.and_then(|c| c.slots.iter().find(|s| s.load(Ordering::Relaxed).is_null()))
-    {
-        free.store(new, Ordering::Release);
-        return Ok(());
-    }
-    // Full: publish a copy twice the size, then free the old array once no hypercall reads it.
-    let len = cur.map_or(PUBLISHED_MIN, |c| c.slots.len() * 2);
-    let mut slots = KVec::with_capacity(len, GFP_KERNEL)?;
-    for s in cur.map_or(&[][..], |c| &c.slots[..]) {
-        slots.push(AtomicPtr::new(s.load(Ordering::Relaxed)), GFP_KERNEL)?;
-    }
-    slots.push(AtomicPtr::new(new), GFP_KERNEL)?;
-    while slots.len() < len {
-        slots.push(AtomicPtr::new(ptr::null_mut()), GFP_KERNEL)?;
-    }
-    let grown = KBox::into_raw(KBox::new(Published { slots }, GFP_KERNEL)?);
-    let old = PUBLISHED.swap(grown, Ordering::AcqRel);
-    if !old.is_null() {
-        glue::hooks_synchronize();
-        // SAFETY: `old` came from `KBox::into_raw` here, is no longer published, and no
-        // hypercall can still read it after the synchronisation.
-        drop(unsafe { KBox::from_raw(old) });
-    }
-    Ok(())
-}
-
-/// Hides `table` from new hypercalls. The caller holds [`REGISTRY`]'s lock and must call
-/// `glue::hooks_synchronize()` before the table may be freed.
-fn unpublish(table: &Arc<Table>) {
-    let target = Arc::as_ptr(table).cast_mut();
-    // SAFETY: Arrays are freed only by writers, which the caller's lock excludes.
-    if let Some(cur) = unsafe { PUBLISHED.load(Ordering::Acquire).as_ref() } {
-        for s in cur.slots.iter() {
-            // Failure means the slot holds another table.
-            let _ =
-                s.compare_exchange(target, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed);
-        }
-    }
-}
-
-/// The module's hold on [`REGISTRY`]: initialises it, and frees its memory and the published
-/// array when the module is unloaded (a static is never dropped, so they would leak otherwise).
+/// The module's hold on [`REGISTRY`]: initialises it, and frees its memory when the module is
+/// unloaded (a static is never dropped, so it would leak otherwise).
 pub(crate) struct Registry(());
 
 impl Registry {
@@ -179,24 +107,27 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        // Every table holds a reference to the module, so none is left, and the hooks are gone
-        // (the module's fields drop in that order): nothing reads the registry any more.
+        // Every table holds a reference to the module, so none is left: nothing reads the
+        // registry any more.
         let old = core::mem::replace(&mut *REGISTRY.lock(), KVec::new());
         drop(old);
-        let published = PUBLISHED.swap(ptr::null_mut(), Ordering::AcqRel);
-        if !published.is_null() {
-            // SAFETY: The hooks were unregistered before (the module's fields drop in that
-            // order), which waited for every hypercall; `published` came from `KBox::into_raw`.
-            drop(unsafe { KBox::from_raw(published) });
-        }
     }
+}
+
+/// The hypercalls a table counts, in the order of [`Table::count`] and the debugfs listing.
+#[derive(Clone, Copy)]
+pub(crate) enum Hcall {
+    Put = 0,
+    PutIndirect = 1,
+    Stuff = 2,
+    Get = 3,
 }
 
 /// A guest-view table of one VM.
 pub(crate) struct Table {
     window: Window<KHost>,
-    /// The VM's identity, for the hypercalls' lookup.
-    vm_id: usize,
+    /// Hypercalls answered on the table, by [`Hcall`], whatever their result.
+    hcalls: [AtomicU64; 4],
     /// The hardware tables of VFIO groups attached to the table (dropped before the VM).
     attached: Attached,
     /// Keeps the VM alive as long as its table.
@@ -218,34 +149,96 @@ impl Table {
     pub(crate) fn attached(&self) -> &Attached {
         &self.attached
     }
-}
 
-/// The table of (`vm`, `liobn`), if there is one, for as long as the hook handler runs.
-pub(crate) fn lookup(_in_hook: &InHook, vm: usize, liobn: u64) -> Option<&Table> {
-    // SAFETY: An array, and a table once published, is freed only after it was unpublished
-    // and `kvmppc_tce_hooks_synchronize()` returned, which waits for this handler (`InHook`).
-    let published = unsafe { PUBLISHED.load(Ordering::Acquire).as_ref() }?;
-    published.slots.iter().find_map(|s| {
-        // SAFETY: As above; a published pointer came from `Arc::as_ptr` of a live table.
-        let t = unsafe { s.load(Ordering::Acquire).as_ref() }?;
-        (t.vm_id == vm && t.window.liobn() == liobn).then_some(t)
-    })
-}
-
-/// Removes `table` from the registry and waits until no hypercall can still be using it; the
-/// caller's reference keeps it alive until then.
-fn unregister(table: &Arc<Table>) {
-    {
-        let mut reg = REGISTRY.lock();
-        unpublish(table);
-        reg.retain(|e| !Arc::ptr_eq(&e.table, table));
+    /// Counts one hypercall of kind `h` on the table.
+    pub(crate) fn count(&self, h: Hcall) {
+        self.hcalls[h as usize].fetch_add(1, Ordering::Relaxed);
     }
-    glue::hooks_synchronize();
 }
 
-/// Creates a table for `req`: validates every field, charges the locked memory, and registers
-/// the (VM, LIOBN) pair. On any error nothing is left allocated, charged or registered.
-pub(crate) fn create(req: &CreateTable) -> Result<Arc<Table>> {
+/// Writes one line per table to the debugfs file `tce_accel/tables` (see `tce_glue.c`): its VM,
+/// window, pages and hypercall counts.
+///
+/// # Safety
+///
+/// `seq` must be the `struct seq_file` of a read of that file.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_debugfs_tables(seq: *mut c_void) {
+    let reg = REGISTRY.lock();
+    for e in reg.iter() {
+        let t = &e.table;
+        let p = t.window.params();
+        let n = |h: Hcall| t.hcalls[h as usize].load(Ordering::Relaxed);
+        let counts = [
+            n(Hcall::Put),
+            n(Hcall::PutIndirect),
+            n(Hcall::Stuff),
+            n(Hcall::Get),
+        ];
+        // SAFETY: By the function's safety requirements `seq` is being read; the VM lives as
+        // long as its table, which the registry's lock keeps.
+        unsafe {
+            glue::seq_table(
+                seq,
+                t.vm.id(),
+                p.liobn,
+                p.page_shift,
+                p.size,
+                t.window.present_pages(),
+                t.window.charged_pages(),
+                &counts,
+            )
+        };
+    }
+}
+
+/// Removes `table` from the registry. No hypercall uses it any more: KVM waited for them, or
+/// there are none (a table of the module's own file).
+fn unregister(table: &Arc<Table>) {
+    REGISTRY.lock().retain(|e| !Arc::ptr_eq(&e.table, table));
+}
+
+/// Creates and registers the table of `params` for `vm`, charging `vm`'s address space. On any
+/// error nothing is left allocated, charged or registered.
+fn new_table(vm: VmRef, params: WindowParams) -> Result<Arc<Table>> {
+    let window = Window::new(KHost::for_vm(&vm)?, params).map_err(|e| {
+        pr_debug!("create: liobn {:#x}: {}\n", params.liobn, e.name());
+        match e {
+            CreateError::Invalid => EINVAL,
+            CreateError::NoMemory => ENOMEM,
+        }
+    })?;
+    let (vm_id, liobn) = (vm.id(), params.liobn);
+    let table = Arc::new(
+        Table {
+            window,
+            hcalls: [const { AtomicU64::new(0) }; 4],
+            attached: Attached::new(),
+            vm,
+        },
+        GFP_KERNEL,
+    )?;
+    let mut reg = REGISTRY.lock();
+    if reg.iter().any(|e| e.vm == vm_id && e.liobn == liobn) {
+        pr_debug!(
+            "create: liobn {:#x} already has a table in this VM\n",
+            liobn
+        );
+        return Err(EBUSY);
+    }
+    let entry = Entry {
+        vm: vm_id,
+        liobn,
+        table: table.clone(),
+    };
+    reg.push(entry, GFP_KERNEL)?;
+    Ok(table)
+}
+
+/// Creates a table for `req` and returns its new file descriptor: validates every field, then
+/// has KVM create the table where it has TCE tables (KVM checks the arguments and the LIOBN
+/// again, and calls [`tce_accel_provider_create`]), or installs a file of the module's own.
+pub(crate) fn create(req: &CreateTable) -> Result<i32> {
     if req.argsz as usize != uapi::CREATE_TABLE_SIZE {
         pr_debug!(
             "create: argsz {} is not {}\n",
@@ -269,46 +262,60 @@ pub(crate) fn create(req: &CreateTable) -> Result<Arc<Table>> {
     let vm = VmRef::from_fd(req.vm_fd).inspect_err(|e| {
         pr_debug!("create: fd {} is not a KVM VM ({:?})\n", req.vm_fd, e);
     })?;
-    let window = Window::new(KHost::current()?, params).map_err(|e| {
-        pr_debug!("create: liobn {:#x}: {}\n", params.liobn, e.name());
-        match e {
-            CreateError::Invalid => EINVAL,
-            CreateError::NoMemory => ENOMEM,
-        }
-    })?;
-    let (vm_id, liobn) = (vm.id(), params.liobn);
-    let table = Arc::new(
-        Table {
-            window,
-            vm_id,
-            attached: Attached::new(),
-            vm,
-        },
-        GFP_KERNEL,
-    )?;
-    let mut reg = REGISTRY.lock();
-    if reg.iter().any(|e| e.vm == vm_id && e.liobn == liobn) {
-        pr_debug!(
-            "create: liobn {:#x} already has a table in this VM\n",
-            liobn
-        );
-        return Err(EBUSY);
+    match vm.create_kvm_table(params.liobn, params.page_shift, params.offset, params.size) {
+        Err(e) if e == ENOSYS => {}
+        r => return r,
     }
-    // Room first, so that the entry can be added once the table is visible to hypercalls.
-    reg.reserve(1, GFP_KERNEL)?;
-    publish(&table)?;
-    let entry = Entry {
-        vm: vm_id,
-        liobn,
-        table: table.clone(),
+    let table = new_table(vm, params)?;
+    glue::install_table(table.clone()).inspect_err(|_| unregister(&table))
+}
+
+/// Called by KVM, through the C glue, to set up a table it creates for the module: stores the
+/// table's reference in `*out`. Returns 0 or a negative errno.
+///
+/// # Safety
+///
+/// `vm` must be a live `struct kvm` and `out` a valid place to write.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_provider_create(
+    vm: *mut c_void,
+    liobn: u64,
+    page_shift: u32,
+    offset: u64,
+    size: u64,
+    out: *mut *mut c_void,
+) -> c_int {
+    // SAFETY: By the function's safety requirements `vm` lives for the call.
+    let vm = match unsafe { VmRef::from_raw(vm) } {
+        Ok(vm) => vm,
+        Err(e) => return e.to_errno(),
     };
-    if let Err(e) = reg.push(entry, GFP_KERNEL) {
-        unpublish(&table);
-        drop(reg);
-        glue::hooks_synchronize();
-        return Err(e.into());
+    let params = WindowParams {
+        liobn,
+        page_shift,
+        flags: 0,
+        offset,
+        size,
+    };
+    if params.validate().is_err() {
+        pr_debug!(
+            "create: KVM table liobn {:#x} page_shift {} offset {:#x} size {:#x} refused\n",
+            liobn,
+            page_shift,
+            offset,
+            size
+        );
+        return EINVAL.to_errno();
     }
-    Ok(table)
+    match new_table(vm, params) {
+        Ok(table) => {
+            // SAFETY: By the function's safety requirements `out` is valid for a write; KVM
+            // keeps the reference until it calls `tce_accel_table_release()`.
+            unsafe { *out = Arc::into_raw(table).cast_mut().cast() };
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
 }
 
 /// `TCE_ACCEL_CREATE_TABLE`: reads the arguments at `arg`, creates the table and returns its
@@ -318,14 +325,7 @@ pub(crate) fn create_ioctl(arg: usize) -> Result<isize> {
     UserSlice::new(UserPtr::from_addr(arg), raw.len())
         .reader()
         .read_slice(&mut raw)?;
-    let table = create(&CreateTable::decode(&raw))?;
-    match glue::install_table(table.clone()) {
-        Ok(fd) => Ok(fd as isize),
-        Err(e) => {
-            unregister(&table);
-            Err(e)
-        }
-    }
+    create(&CreateTable::decode(&raw)).map(|fd| fd as isize)
 }
 
 fn info_ioctl(table: &Table, arg: c_ulong) -> Result<isize> {
@@ -386,13 +386,13 @@ fn pages_ioctl(table: &Table, arg: c_ulong) -> Result<isize> {
     Ok(0)
 }
 
-/// Called by the C glue when a table file is closed: unregisters the table and drops the
-/// file's reference.
+/// Called by the C glue when a table file is closed (for a KVM table, once no hypercall can use
+/// it any more): unregisters the table and drops the file's reference.
 ///
 /// # Safety
 ///
-/// `table` must be the pointer the file was created with by `glue::install_table`, and this
-/// must be its last use.
+/// `table` must be the pointer the file was created with, by `glue::install_table` or
+/// [`tce_accel_provider_create`], and this must be its last use.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_table_release(table: *mut c_void) {
     // SAFETY: By the function's safety requirements `table` came from `Arc::into_raw` of an

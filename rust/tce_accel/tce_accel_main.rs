@@ -8,26 +8,28 @@
 //! allocated when the mapping faults on them or a hypercall writes into them. The table logic
 //! is the portable engine of `rust/tce_engine`, compiled into this module.
 //!
-//! On powerpc the module also registers handlers for the four TCE hypercalls with KVM
-//! (`patches/0003`, see `hooks`): a guest's `H_PUT_TCE`, `H_PUT_TCE_INDIRECT`, `H_STUFF_TCE` and
-//! `H_GET_TCE` on a LIOBN that has a table here are answered in the kernel, without an exit to
-//! the VMM.
+//! On powerpc the module is also KVM's provider of TCE tables (`patches/0003`, see `hooks`):
+//! while the `takeover` parameter is set (the default), the tables VMMs create with
+//! `KVM_CREATE_SPAPR_TCE_64` are the module's. KVM keeps them on the VM's list and hands their
+//! file operations and a guest's `H_PUT_TCE`, `H_PUT_TCE_INDIRECT`, `H_STUFF_TCE` and
+//! `H_GET_TCE` to the module. `TCE_ACCEL_CREATE_TABLE` creates its tables through KVM there too.
 //!
 //! With `TCE_ACCEL_ATTACH_GROUP` (see `vfio`) a table also drives the hardware IOMMU table of a
 //! VFIO group: the hypercalls map and unmap its entries in the kernel too.
 //!
 //! # Lock order
 //!
-//! 1. `table::REGISTRY` (mutex): table create and release, group attach and detach. Release
-//!    and detach wait for an SRCU grace period of the hooks (`kvmppc_tce_hooks_synchronize()`)
-//!    after dropping it.
+//! 1. `table::REGISTRY` (mutex): table create and release, group attach and detach. Attach and
+//!    detach wait for a grace period of the VM's `kvm->srcu` after dropping it; KVM waits for
+//!    one before it releases a table.
 //! 2. An attached hardware table's mutex (`struct tce_glue_hw`, in `tce_glue.c`): one
 //!    exchange and its user-address record; taken in hypercalls, which may sleep.
 //! 3. An engine hardware table's leaf spinlock (`host::KLock`): one entry and its mirror.
 //!
-//! Hypercalls take no lock to find their table: they read an array of table pointers inside
-//! the SRCU read-side section KVM runs every hook in (see `table`). Faults and table reads and
-//! writes take no lock either: pages are installed with compare-and-swap and words are atomic.
+//! Hypercalls take no lock to find their table: KVM finds it on the VM's own list and calls the
+//! handler inside the VM's `kvm->srcu` read-side section (see `hooks`). Faults and table reads
+//! and writes take no lock either: pages are installed with compare-and-swap and words are
+//! atomic.
 
 use kernel::{
     fs::File,
@@ -58,11 +60,12 @@ module! {
 
 #[pin_data]
 struct TceAccelModule {
-    // Fields drop in order: the device goes first, then the hooks (which waits for running
-    // hypercalls), then the registry's memory.
+    // Fields drop in order: the device goes first, then the provider, then the registry's
+    // memory. Tables hold references to the module, so none is left by then.
     #[pin]
     _misc: MiscDeviceRegistration<TceAccelDevice>,
-    _hooks: hooks::Hooks,
+    _provider: hooks::Provider,
+    _debugfs: glue::Debugfs,
     _registry: table::Registry,
 }
 
@@ -73,7 +76,8 @@ impl kernel::InPlaceModule for TceAccelModule {
         let options = MiscDeviceOptions { name: c"tce_accel" };
         try_pin_init!(Self {
             _registry: registry,
-            _hooks: hooks::Hooks::register()?,
+            _provider: hooks::Provider::start()?,
+            _debugfs: glue::Debugfs::create(),
             _misc <- MiscDeviceRegistration::register(options),
         })
     }

@@ -12,6 +12,7 @@
 
 #include <linux/anon_inodes.h>
 #include <linux/compat.h>
+#include <linux/debugfs.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/gfp.h>
@@ -19,6 +20,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/sched/mm.h>
+#include <linux/seq_file.h>
 
 #ifdef CONFIG_SPAPR_TCE_IOMMU
 #include <asm/kvm_ppc.h>
@@ -40,7 +42,7 @@ static vm_fault_t tce_glue_fault(struct vm_fault *vmf)
 	int why = 0;
 	struct page *page;
 
-	page = tce_accel_table_fault(vmf->vma->vm_file->private_data, vmf->pgoff, &why);
+	page = tce_accel_table_fault(vmf->vma->vm_private_data, vmf->pgoff, &why);
 	if (!page)
 		return why == TCE_FAULT_OOM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
 
@@ -54,13 +56,20 @@ static const struct vm_operations_struct tce_glue_vm_ops = {
 	.fault = tce_glue_fault,
 };
 
-static int tce_glue_mmap(struct file *file, struct vm_area_struct *vma)
+/* Maps @table, the table of a tce_accel file or of a KVM TCE file it serves. */
+static int tce_glue_mmap_table(void *table, struct vm_area_struct *vma)
 {
 	/* A private mapping would copy pages on write and never see the guest's updates. */
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	vma->vm_ops = &tce_glue_vm_ops;
+	vma->vm_private_data = table;
 	return 0;
+}
+
+static int tce_glue_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	return tce_glue_mmap_table(file->private_data, vma);
 }
 
 static int tce_glue_release(struct inode *inode, struct file *file)
@@ -117,6 +126,21 @@ void tce_glue_vm_put(void *vm)
 	kvm_put_kvm(vm);
 }
 
+/* Grabs @vm's mm for accounting: KVM charges a VM's tables there too. */
+void *tce_glue_vm_mm(void *vm)
+{
+	struct mm_struct *mm = ((struct kvm *)vm)->mm;
+
+	mmgrab(mm);
+	return mm;
+}
+
+/* Waits until no hypercall of @vm can still use what was unpublished before. */
+void tce_glue_vm_synchronize(void *vm)
+{
+	synchronize_srcu(&((struct kvm *)vm)->srcu);
+}
+
 /* Grabs the caller's mm for accounting, or returns NULL for a kernel thread. */
 void *tce_glue_mm_get(void)
 {
@@ -158,31 +182,121 @@ u64 tce_glue_page_phys(struct page *page)
 }
 
 /*
- * The TCE hypercall hooks. KVM has TCE hypercalls only on Book3S-64 with
- * CONFIG_SPAPR_TCE_IOMMU; elsewhere there is nothing to hook, and the handlers
- * are never called.
+ * The provider of KVM's TCE tables (patches/0003). KVM has TCE tables only on
+ * Book3S-64 with CONFIG_SPAPR_TCE_IOMMU; elsewhere tables are tce_accel files
+ * only, and no hypercall reaches the module.
  */
 #ifdef CONFIG_SPAPR_TCE_IOMMU
-static const struct kvmppc_tce_hooks tce_glue_hooks = {
-	.put_tce		= tce_accel_h_put_tce,
-	.put_tce_indirect	= tce_accel_h_put_tce_indirect,
-	.stuff_tce		= tce_accel_h_stuff_tce,
-	.get_tce		= tce_accel_h_get_tce,
+static int tce_glue_provider_create(struct kvmppc_spapr_tce_table *stt)
+{
+	return tce_accel_provider_create(stt->kvm, stt->liobn, stt->page_shift,
+					 stt->offset, stt->size,
+					 &stt->provider_data);
+}
+
+static void tce_glue_provider_release(struct kvmppc_spapr_tce_table *stt)
+{
+	tce_accel_table_release(stt->provider_data);
+}
+
+static int tce_glue_provider_mmap(struct kvmppc_spapr_tce_table *stt,
+				  struct vm_area_struct *vma)
+{
+	return tce_glue_mmap_table(stt->provider_data, vma);
+}
+
+static long tce_glue_provider_ioctl(struct kvmppc_spapr_tce_table *stt,
+				    unsigned int cmd, unsigned long arg)
+{
+	return tce_accel_table_ioctl(stt->provider_data, cmd, arg);
+}
+
+static long tce_glue_put_tce(struct kvm_vcpu *vcpu,
+			     struct kvmppc_spapr_tce_table *stt,
+			     unsigned long ioba, unsigned long tce)
+{
+	return tce_accel_h_put_tce(vcpu, stt->provider_data, ioba, tce);
+}
+
+static long tce_glue_put_tce_indirect(struct kvm_vcpu *vcpu,
+				      struct kvmppc_spapr_tce_table *stt,
+				      unsigned long ioba, unsigned long tce_list,
+				      unsigned long npages)
+{
+	return tce_accel_h_put_tce_indirect(vcpu, stt->provider_data, ioba,
+					    tce_list, npages);
+}
+
+static long tce_glue_stuff_tce(struct kvm_vcpu *vcpu,
+			       struct kvmppc_spapr_tce_table *stt,
+			       unsigned long ioba, unsigned long tce_value,
+			       unsigned long npages)
+{
+	return tce_accel_h_stuff_tce(vcpu, stt->provider_data, ioba, tce_value,
+				     npages);
+}
+
+static long tce_glue_get_tce(struct kvm_vcpu *vcpu,
+			     struct kvmppc_spapr_tce_table *stt,
+			     unsigned long ioba)
+{
+	return tce_accel_h_get_tce(vcpu, stt->provider_data, ioba);
+}
+
+/*
+ * Groups of the KVM-VFIO device are not attached to the module's tables yet
+ * (TCE_ACCEL_ATTACH_GROUP is): refuse clearly, so that QEMU reports it, rather
+ * than leave the hardware table behind the guest's view.
+ */
+static long tce_glue_attach_group(struct kvmppc_spapr_tce_table *stt,
+				  struct iommu_group *grp)
+{
+	pr_warn_ratelimited("tce_accel: liobn 0x%llx: VFIO groups of the KVM-VFIO device are not supported yet; load with takeover=0 for VMs with VFIO devices\n",
+			    stt->liobn);
+	return -EOPNOTSUPP;
+}
+
+static void tce_glue_release_group(struct kvmppc_spapr_tce_table *stt,
+				   struct iommu_group *grp)
+{
+}
+
+static const struct kvmppc_spapr_tce_provider tce_glue_provider = {
+	.owner			= THIS_MODULE,
+	.create			= tce_glue_provider_create,
+	.release		= tce_glue_provider_release,
+	.mmap			= tce_glue_provider_mmap,
+	.ioctl			= tce_glue_provider_ioctl,
+	.put_tce		= tce_glue_put_tce,
+	.put_tce_indirect	= tce_glue_put_tce_indirect,
+	.stuff_tce		= tce_glue_stuff_tce,
+	.get_tce		= tce_glue_get_tce,
+	.attach_group		= tce_glue_attach_group,
+	.release_group		= tce_glue_release_group,
 };
 
-int tce_glue_hooks_register(void)
+static int tce_glue_provider_register(void)
 {
-	return kvmppc_tce_hooks_register(&tce_glue_hooks);
+	return kvmppc_spapr_tce_provider_register(&tce_glue_provider);
 }
 
-void tce_glue_hooks_unregister(void)
+static void tce_glue_provider_unregister(void)
 {
-	kvmppc_tce_hooks_unregister(&tce_glue_hooks);
+	kvmppc_spapr_tce_provider_unregister(&tce_glue_provider);
 }
 
-void tce_glue_hooks_synchronize(void)
+/* Creates a table of @vm served by this module; returns its fd or -errno. */
+int tce_glue_kvm_create_table(void *vm, u64 liobn, u32 page_shift, u64 offset,
+			      u64 size)
 {
-	kvmppc_tce_hooks_synchronize();
+	struct kvm_create_spapr_tce_64 args = {
+		.liobn = liobn,
+		.page_shift = page_shift,
+		.offset = offset,
+		.size = size,
+	};
+
+	return kvmppc_spapr_tce_create(vm, &args, &tce_glue_provider);
 }
 
 void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value)
@@ -190,24 +304,101 @@ void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value)
 	kvmppc_set_gpr(vcpu, reg, value);
 }
 #else
-int tce_glue_hooks_register(void)
+static int tce_glue_provider_register(void)
 {
 	return 0;
 }
 
-void tce_glue_hooks_unregister(void)
+static void tce_glue_provider_unregister(void)
 {
 }
 
-void tce_glue_hooks_synchronize(void)
+int tce_glue_kvm_create_table(void *vm, u64 liobn, u32 page_shift, u64 offset,
+			      u64 size)
 {
+	return -ENOSYS;		/* The caller installs a tce_accel file instead. */
 }
 
 void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value)
 {
-	WARN_ON_ONCE(1);	/* No hooks, so no hypercall handler calls this. */
+	WARN_ON_ONCE(1);	/* No provider, so no hypercall handler calls this. */
 }
 #endif
+
+/*
+ * takeover: whether KVM_CREATE_SPAPR_TCE(_64) creates the module's tables.
+ * Writable at run time; existing tables stay where they are. Where KVM has no
+ * TCE tables it changes nothing. The provider is
+ * registered only while the module is live (between tce_glue_provider_start()
+ * and tce_glue_provider_stop()), so a value given at load time takes effect
+ * when the module's init has run.
+ */
+static bool tce_glue_takeover = true;
+static bool tce_glue_live;
+static DEFINE_MUTEX(tce_glue_takeover_lock);
+
+static int tce_glue_takeover_apply(bool on)
+{
+	if (!tce_glue_live || on == tce_glue_takeover)
+		return 0;
+	if (on)
+		return tce_glue_provider_register();
+	tce_glue_provider_unregister();
+	return 0;
+}
+
+static int tce_glue_takeover_set(const char *val, const struct kernel_param *kp)
+{
+	bool on;
+	int ret;
+
+	ret = kstrtobool(val, &on);
+	if (ret)
+		return ret;
+	guard(mutex)(&tce_glue_takeover_lock);
+	if (tce_glue_live) {
+		ret = tce_glue_takeover_apply(on);
+		if (ret)
+			return ret;
+	}
+	tce_glue_takeover = on;
+	pr_debug("takeover=%d\n", on);
+	return 0;
+}
+
+static int tce_glue_takeover_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%c\n", READ_ONCE(tce_glue_takeover) ? 'Y' : 'N');
+}
+
+static const struct kernel_param_ops tce_glue_takeover_ops = {
+	.set = tce_glue_takeover_set,
+	.get = tce_glue_takeover_get,
+};
+module_param_cb(takeover, &tce_glue_takeover_ops, NULL, 0644);
+MODULE_PARM_DESC(takeover,
+		 "Serve the TCE tables that VMMs create with KVM_CREATE_SPAPR_TCE_64 from now on (default Y); N leaves new ones to KVM");
+
+int tce_glue_provider_start(void)
+{
+	guard(mutex)(&tce_glue_takeover_lock);
+	if (tce_glue_takeover) {
+		int ret = tce_glue_provider_register();
+
+		if (ret)
+			return ret;
+	}
+	tce_glue_live = true;
+	return 0;
+}
+
+void tce_glue_provider_stop(void)
+{
+	guard(mutex)(&tce_glue_takeover_lock);
+	if (tce_glue_live && tce_glue_takeover)
+		tce_glue_provider_unregister();
+	tce_glue_live = false;
+}
 
 void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu)
 {
@@ -241,6 +432,41 @@ bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua)
 		return false;
 	*ua = __gfn_to_hva_memslot(slot, gfn) | (gpa & ~PAGE_MASK);
 	return true;
+}
+
+/*
+ * debugfs: tce_accel/tables lists the module's tables, one line each, with
+ * the hypercalls each answered. The VM is printed hashed (%p), which is the
+ * same for all tables of one VM in one boot.
+ */
+static struct dentry *tce_glue_debugfs_dir;
+
+void tce_glue_seq_table(void *seq, void *vm, u64 liobn, u32 page_shift, u64 size,
+			u64 pages, u64 charged, const u64 *hcalls)
+{
+	seq_printf(seq, "vm %p liobn 0x%llx page_shift %u size %llu pages %llu charged %llu put %llu indirect %llu stuff %llu get %llu\n",
+		   vm, liobn, page_shift, size, pages, charged, hcalls[0], hcalls[1],
+		   hcalls[2], hcalls[3]);
+}
+
+static int tce_glue_tables_show(struct seq_file *m, void *v)
+{
+	tce_accel_debugfs_tables(m);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(tce_glue_tables);
+
+int tce_glue_debugfs_create(void)
+{
+	tce_glue_debugfs_dir = debugfs_create_dir("tce_accel", NULL);
+	debugfs_create_file("tables", 0400, tce_glue_debugfs_dir, NULL,
+			    &tce_glue_tables_fops);
+	return 0;
+}
+
+void tce_glue_debugfs_remove(void)
+{
+	debugfs_remove(tce_glue_debugfs_dir);
 }
 
 bool tce_glue_capable_sys_admin(void)

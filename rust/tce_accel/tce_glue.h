@@ -24,9 +24,16 @@ struct page *tce_glue_alloc_pages(unsigned int order);
 void tce_glue_free_pages(struct page *page, unsigned int order);
 void *tce_glue_page_address(struct page *page);
 u64 tce_glue_page_phys(struct page *page);
-int tce_glue_hooks_register(void);
-void tce_glue_hooks_unregister(void);
-void tce_glue_hooks_synchronize(void);
+int tce_glue_provider_start(void);
+void tce_glue_provider_stop(void);
+int tce_glue_kvm_create_table(void *vm, u64 liobn, u32 page_shift, u64 offset,
+			      u64 size);
+void *tce_glue_vm_mm(void *vm);
+void tce_glue_vm_synchronize(void *vm);
+void tce_glue_seq_table(void *seq, void *vm, u64 liobn, u32 page_shift, u64 size,
+			u64 pages, u64 charged, const u64 *hcalls);
+int tce_glue_debugfs_create(void);
+void tce_glue_debugfs_remove(void);
 void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu);
 void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value);
 int tce_glue_memslots_lock(void *vm);
@@ -55,17 +62,23 @@ void tce_glue_dma_dec(void *vm, u64 ua, u64 size);
 void tce_accel_table_release(void *table);
 struct page *tce_accel_table_fault(void *table, u64 pgoff, int *why);
 long tce_accel_table_ioctl(void *table, unsigned int cmd, unsigned long arg);
+void tce_accel_debugfs_tables(void *seq);
+int tce_accel_provider_create(void *vm, u64 liobn, u32 page_shift, u64 offset,
+			      u64 size, void **table);
 
-/* Implemented in Rust (hooks.rs): the TCE hypercall handlers, called by KVM. */
-long tce_accel_h_put_tce(struct kvm_vcpu *vcpu, unsigned long liobn,
+/*
+ * Implemented in Rust (hooks.rs): the TCE hypercall handlers of a table this
+ * module serves, called by KVM inside the VM's kvm->srcu read-side section.
+ */
+long tce_accel_h_put_tce(struct kvm_vcpu *vcpu, void *table,
 			 unsigned long ioba, unsigned long tce);
-long tce_accel_h_put_tce_indirect(struct kvm_vcpu *vcpu, unsigned long liobn,
+long tce_accel_h_put_tce_indirect(struct kvm_vcpu *vcpu, void *table,
 				  unsigned long ioba, unsigned long tce_list,
 				  unsigned long npages);
-long tce_accel_h_stuff_tce(struct kvm_vcpu *vcpu, unsigned long liobn,
+long tce_accel_h_stuff_tce(struct kvm_vcpu *vcpu, void *table,
 			   unsigned long ioba, unsigned long tce_value,
 			   unsigned long npages);
-long tce_accel_h_get_tce(struct kvm_vcpu *vcpu, unsigned long liobn,
+long tce_accel_h_get_tce(struct kvm_vcpu *vcpu, void *table,
 			 unsigned long ioba);
 
 /* The reasons tce_accel_table_fault() gives for not returning a page. */

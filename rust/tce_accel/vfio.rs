@@ -24,8 +24,8 @@
 //! # Lifetime and RCU
 //!
 //! The list of a table is replaced, never changed in place, under [`crate::table::REGISTRY`]'s
-//! lock; hypercalls read it inside the hooks' SRCU section, and the old list is freed only after
-//! `kvmppc_tce_hooks_synchronize()`. Detaching leaves the hardware entries the guest mapped in
+//! lock; hypercalls read it inside their VM's `kvm->srcu` read-side section, and the old list is
+//! freed only after a grace period of that SRCU. Detaching leaves the hardware entries the guest mapped in
 //! place, as KVM does: removing the hardware window (`VFIO_IOMMU_SPAPR_TCE_REMOVE`) clears them
 //! and returns their counts through the same user-address array.
 
@@ -62,8 +62,8 @@ use crate::glue::{
     VmDma,
     VmRef, //
 };
+use crate::hooks::InHcall;
 use crate::table::{
-    InHook,
     Table,
     REGISTRY, //
 };
@@ -196,10 +196,10 @@ impl Attached {
         Self(AtomicPtr::new(ptr::null_mut()))
     }
 
-    /// The attached tables, for as long as the hook handler runs.
-    pub(crate) fn get(&self, _in_hook: &InHook) -> &[Arc<HwAttach>] {
-        // SAFETY: A list is freed only after it was replaced and `kvmppc_tce_hooks_synchronize()`
-        // returned, which waits for this handler (`InHook`).
+    /// The attached tables, for as long as the hypercall handler runs.
+    pub(crate) fn get(&self, _in_hcall: &InHcall) -> &[Arc<HwAttach>] {
+        // SAFETY: A list is freed only after it was replaced and a grace period of the VM's
+        // SRCU passed, which waits for this handler (`InHcall`).
         unsafe { self.0.load(Ordering::Acquire).as_ref() }.map_or(&[], |l| &l.tables[..])
     }
 
@@ -210,7 +210,7 @@ impl Attached {
     }
 
     /// Publishes `tables` (none if empty) and returns the old list, which the caller frees
-    /// only after `glue::hooks_synchronize()`. The caller holds [`REGISTRY`]'s lock.
+    /// only after [`Retired::free`]. The caller holds [`REGISTRY`]'s lock.
     fn replace(&self, tables: KVec<Arc<HwAttach>>) -> Result<Retired> {
         let new = if tables.is_empty() {
             ptr::null_mut()
@@ -225,8 +225,8 @@ impl Drop for Attached {
     fn drop(&mut self) {
         let list = *self.0.get_mut();
         if !list.is_null() {
-            // SAFETY: The table is being freed: it was unpublished and the hooks synchronised,
-            // so no hypercall reads the list; it came from `KBox::into_raw`.
+            // SAFETY: The table is being freed, which KVM does only once no hypercall can use it,
+            // so none reads the list; it came from `KBox::into_raw`.
             drop(unsafe { KBox::from_raw(list) });
         }
     }
@@ -237,12 +237,12 @@ impl Drop for Attached {
 struct Retired(*mut AttachList);
 
 impl Retired {
-    /// Waits for the hypercalls that may read the list, then frees it.
-    fn free(self) {
+    /// Waits for the hypercalls of `vm`, the table's VM, that may read the list, then frees it.
+    fn free(self, vm: &VmRef) {
         if self.0.is_null() {
             return;
         }
-        glue::hooks_synchronize();
+        vm.synchronize();
         // SAFETY: The list is no longer published and no hypercall reads it after the
         // synchronisation; it came from `KBox::into_raw`.
         drop(unsafe { KBox::from_raw(self.0) });
@@ -359,7 +359,7 @@ pub(crate) fn attach_ioctl(table: &Table, arg: usize) -> Result<isize> {
         tables.push(found, GFP_KERNEL)?;
         table.attached().replace(tables)?
     };
-    retired.free();
+    retired.free(table.vm());
     Ok(0)
 }
 
@@ -379,7 +379,7 @@ pub(crate) fn detach_ioctl(table: &Table, arg: usize) -> Result<isize> {
         }
         table.attached().replace(tables)?
     };
-    retired.free();
+    retired.free(table.vm());
     Ok(0)
 }
 
