@@ -5,8 +5,9 @@
 # against it with clippy, build the test init, boot QEMU (TCG) with an initramfs that loads the
 # module and runs the user-space tests (tce-init's own, the tce_shim library's kernel-backend
 # tests and, on ppc64le, the sample VMM's end-to-end guest run and benchmark, and the module
-# unloaded and loaded again while a guest's hypercalls go through KVM's hook), and check the KTAP
-# of every suite with kunit.py parse.
+# unloaded and loaded again while a guest's hypercalls go through KVM), and check the KTAP
+# of every suite with kunit.py parse. On ppc64le, scripts/real-guest.sh then runs a real Linux
+# guest under Debian's QEMU on the module and on KVM's C path.
 #
 # ppc64le-debug is the hostile run: the ppc64le tests on a kernel with sleep-in-atomic checks,
 # kmemleak, SLUB debugging (slub_debug=FZPU: poisoning and red zones on every cache) and list
@@ -71,6 +72,13 @@ for k in "${kernels[@]}"; do
 		2> >(tee "$tmp/qemu.log" >&2)
 	n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\).*/\2/p' "$tmp/qemu.log" | tail -n1)
 	passed=$((passed + ${n:-0}))
+	# The real client: Debian's QEMU and a real Linux guest, on the module and on KVM's C path.
+	if [ "$arch" = ppc64le ]; then
+		log "== $k: a real guest under Debian's QEMU (scripts/real-guest.sh)"
+		scripts/real-guest.sh "$k" "$ko" 2> >(tee "$tmp/real.log" >&2)
+		n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\).*/\2/p' "$tmp/real.log" | tail -n1)
+		passed=$((passed + ${n:-0}))
+	fi
 	times+=("$k $(($(date +%s) - kstart))s")
 done
 printf -v t '%s, ' "${times[@]}"

@@ -3,10 +3,9 @@
 //!
 //! Each vCPU runs the same round of calls again and again until the time is up: `H_PUT_TCE`,
 //! `H_GET_TCE` and `H_STUFF_TCE` on a LIOBN that no table anywhere has, and the same on a window
-//! of KVM's own table (`KVM_CREATE_SPAPR_TCE_64`). KVM has no table for the first LIOBN, so with
-//! `tce_accel` loaded each of those calls goes through KVM's hook into the module's lookup,
-//! which declines it; KVM then exits to the VMM, which answers `H_PARAMETER`. KVM answers the
-//! calls on its own table in the kernel and never asks the hook.
+//! of KVM's own table (`KVM_CREATE_SPAPR_TCE_64`, made while the module's `takeover` is off, as
+//! tce-init loads it). KVM has no table for the first LIOBN and exits to the VMM, which answers
+//! `H_PARAMETER`; KVM answers the calls on its own table in the kernel.
 //!
 //! The VM is made without the DDW shim ([`Vmm::without_shim`]): the VMM never opens
 //! `/dev/tce_accel`, so `tce_accel` can be unloaded and loaded again while the guest runs,
@@ -243,7 +242,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     }
     println!(
         "tce-vmm: hammer: {n} vCPUs for {:.1} s: H_PUT_TCE, H_GET_TCE, H_STUFF_TCE on LIOBN \
-         {UNOWNED_LIOBN:#x} (no table anywhere: KVM asks the hook, the VMM answers H_PARAMETER) \
+         {UNOWNED_LIOBN:#x} (no table anywhere: the VMM answers H_PARAMETER) \
          and on LIOBN {KVM_LIOBN:#x} (KVM_CREATE_SPAPR_TCE_64, {KVM_WINDOW_ENTRIES:#x} entries)",
         opts.duration.as_secs_f64()
     );

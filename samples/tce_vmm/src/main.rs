@@ -29,6 +29,7 @@ mod paths;
 mod progress;
 mod reference;
 mod scenario;
+mod stall;
 mod sys;
 mod table;
 mod uapi;
@@ -106,9 +107,8 @@ enum Command {
     /// of KVM's own, with /dev/tce_accel closed: for unloading the module while they run.
     ///
     /// Each vCPU repeats H_PUT_TCE, H_GET_TCE and H_STUFF_TCE on both LIOBNs until the time is
-    /// up. With tce_accel loaded, KVM asks its hook about the unowned LIOBN, the module
-    /// declines, and the VMM answers H_PARAMETER; KVM answers the calls on its own table in the
-    /// kernel. Every answer is checked: H_PARAMETER for the unowned LIOBN, H_SUCCESS (and the
+    /// up. KVM exits to the VMM for the unowned LIOBN, which answers H_PARAMETER, and answers
+    /// the calls on its own table in the kernel (made with the module's takeover off). Every answer is checked: H_PARAMETER for the unowned LIOBN, H_SUCCESS (and the
     /// entry just stored or cleared for H_GET_TCE) and no exit to the VMM for KVM's table. A
     /// line `tce-vmm: hammer: running: ...` says when every vCPU has started.
     Hammer {
@@ -118,6 +118,19 @@ enum Command {
         /// vCPUs issuing calls (1 to 8).
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=8))]
         vcpus: u64,
+    },
+    /// One VM's hypercall waits on a userfaultfd page while another VM creates and closes
+    /// tables: the second must never wait for the first.
+    ///
+    /// VM A's guest issues H_PUT_TCE_INDIRECT with its list on a missing userfaultfd page of
+    /// guest RAM, on a window tce_accel serves (KVM_CREATE_SPAPR_TCE_64 with takeover=1), so its
+    /// vCPU sleeps inside the hypercall. Meanwhile VM B creates and closes tables the same way;
+    /// each step must take under a second. Then the page is filled and VM A's call must finish
+    /// with H_SUCCESS.
+    Stall {
+        /// Tables VM B creates and closes.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100000))]
+        tables: u64,
     },
     /// Pass a PCI device's VFIO group through to a guest DMA window and check the hardware
     /// table that the guest's TCE hypercalls update in the kernel.
@@ -194,6 +207,7 @@ fn main() -> ExitCode {
             vcpus: vcpus as usize,
             duration: Duration::from_secs(seconds),
         }),
+        Command::Stall { tables } => stall::run(&stall::Options { tables }),
         Command::Vfio {
             device,
             window_shift,

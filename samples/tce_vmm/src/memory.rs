@@ -51,6 +51,11 @@ impl GuestRam {
         self.map.len() as u64
     }
 
+    /// Drops the host pages behind `len` bytes at `at`: they read as zeros again.
+    pub fn discard(&self, at: GuestAddress, len: u64) -> Result<(), OutsideRam> {
+        self.map.discard(at.0, len).map_err(|_| OutsideRam)
+    }
+
     /// The VMM's address of guest physical address 0, for the memory slot.
     pub fn host_addr(&self) -> u64 {
         self.map.addr()

@@ -3,10 +3,11 @@
 //!
 //! A window is one of three paths:
 //!
-//! - **accel**: a `tce_accel` table made by the DDW shim. Once the kernel hook is in place the
-//!   module answers its hypercalls in the kernel, and only the calls it cannot do (rule 1 and
-//!   rule 2 of [`crate::hcall`]) exit here;
-//! - **kvm**: one of KVM's own tables (`KVM_CREATE_SPAPR_TCE_64`), answered by Linux's C code;
+//! - **accel**: a `tce_accel` table made by the DDW shim. KVM hands its hypercalls to the
+//!   module (`patches/0003`), and only the calls it cannot do (rule 1 and rule 2 of
+//!   [`crate::hcall`]) exit here;
+//! - **kvm**: one of KVM's own tables (`KVM_CREATE_SPAPR_TCE_64` while the module's `takeover`
+//!   is off, as tce-init loads it), answered by Linux's C code;
 //!   calls exit here when Linux says `H_TOO_HARD`;
 //! - **user**: an engine table in this process that the kernel knows nothing about: every call
 //!   exits here.

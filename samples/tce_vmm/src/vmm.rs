@@ -3,6 +3,7 @@
 //! `tce_accel` tables, the three paths, and the vCPU loop that answers the guest's exits.
 
 use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
 use std::sync::{
     Arc,
     Mutex,
@@ -439,6 +440,12 @@ impl Vmm {
 
     /// Adds a window backed by one of KVM's own tables (`KVM_CREATE_SPAPR_TCE_64`), mapped
     /// by the VMM; KVM answers its hypercalls in the kernel.
+    /// Creates a table with `KVM_CREATE_SPAPR_TCE_64` and hands its descriptor over, without a
+    /// window: for tests that only create and close tables.
+    pub fn create_kvm_table(&self, params: &WindowParams) -> Result<OwnedFd> {
+        self.vm.create_spapr_tce_64(params)
+    }
+
     pub fn add_kvm_window(&self, params: WindowParams) -> Result<()> {
         let fd = self.vm.create_spapr_tce_64(&params)?;
         let table = MappedTable::new(Owner::Kvm(fd), params)?;

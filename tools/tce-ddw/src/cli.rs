@@ -178,7 +178,7 @@ pub struct TableSource {
     pub table_pid: Option<i32>,
 
     /// The number of the table's file descriptor in that process (see `ls -l /proc/PID/fd`:
-    /// anon_inode:tce-accel-table).
+    /// anon_inode:kvm-spapr-tce on powerpc, anon_inode:tce-accel-table elsewhere).
     #[arg(long, value_name = "FD", requires = "table_pid", value_parser = small)]
     pub table_fd: Option<i32>,
 

@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 21] = [
+pub const NAMES: [&str; 22] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -41,6 +41,7 @@ pub const NAMES: [&str; 21] = [
     "unload_refused_while_open",
     "close_releases",
     "unload_during_hypercalls",
+    "one_vm_stalls_no_other",
     "unload",
     "kmemleak",
 ];
@@ -50,11 +51,11 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 18;
+pub const LAST_RUNNER: usize = 19;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 19;
+pub const UNLOAD: usize = 20;
 /// Index of `kmemleak`, run by PID 1 after `unload`.
-pub const KMEMLEAK: usize = 20;
+pub const KMEMLEAK: usize = 21;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -281,6 +282,7 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             16 => unload_refused_while_open(st, &mut cx),
             17 => close_releases(st, &mut cx),
             18 => unload_during_hypercalls(st, &mut cx),
+            19 => one_vm_stalls_no_other(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -1085,6 +1087,18 @@ fn guest_e2e(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     vmm_verdict(ok, &lines, "check")
 }
 
+/// `one_vm_stalls_no_other`: `tce-vmm stall`: VM A's vCPU sleeps in an `H_PUT_TCE_INDIRECT`
+/// whose list is on a missing userfaultfd page, on a table the module serves (created through
+/// KVM with `takeover` on); meanwhile VM B creates and closes 200 tables, each step under a
+/// second. Then the page is filled and VM A's call must finish with `H_SUCCESS`.
+fn one_vm_stalls_no_other(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if let Some(why) = vmm_unavailable() {
+        return Err(Stop::Skip(why));
+    }
+    let (ok, lines) = run_vmm(cx, &["stall"])?;
+    vmm_verdict(ok, &lines, "stall")
+}
+
 /// The verdict of `tce-vmm MODE`: passed if it exited successfully and its summary line
 /// (`tce-vmm MODE: PASS...`) says so; otherwise the summary, or the VMM's error line, is the
 /// failure.
@@ -1481,7 +1495,7 @@ mod tests {
     fn indices_match_names() {
         assert_eq!(NAMES[LOAD], "load_module");
         assert_eq!(NAMES[FIRST_RUNNER], "open_device");
-        assert_eq!(NAMES[LAST_RUNNER], "unload_during_hypercalls");
+        assert_eq!(NAMES[LAST_RUNNER], "one_vm_stalls_no_other");
         assert_eq!(NAMES[UNLOAD], "unload");
         assert_eq!(NAMES[KMEMLEAK], "kmemleak");
         assert_eq!(UNLOAD, LAST_RUNNER + 1);
