@@ -57,6 +57,18 @@ mod ffi {
         ) -> c_int;
         pub(super) fn tce_glue_vm_mm(vm: *mut c_void) -> *mut c_void;
         pub(super) fn tce_glue_vm_synchronize(vm: *mut c_void);
+        pub(super) fn tce_glue_vm_defer(
+            vm: *mut c_void,
+            f: unsafe extern "C" fn(*mut c_void),
+            data: *mut c_void,
+        ) -> c_int;
+        pub(super) fn tce_glue_wq_create() -> c_int;
+        pub(super) fn tce_glue_wq_destroy();
+        pub(super) fn tce_glue_group_ref(
+            grp: *mut c_void,
+            need_owner: bool,
+            group: *mut *mut c_void,
+        ) -> c_int;
         pub(super) fn tce_glue_seq_table(
             seq: *mut c_void,
             vm: *mut c_void,
@@ -65,6 +77,7 @@ mod ffi {
             size: u64,
             pages: u64,
             charged: u64,
+            groups: usize,
             hcalls: *const u64,
         );
         pub(super) fn tce_glue_debugfs_create() -> c_int;
@@ -196,6 +209,26 @@ impl VmRef {
         // SAFETY: By the type invariant the VM lives; callers are in process context, outside
         // the VM's SRCU read-side section.
         unsafe { ffi::tce_glue_vm_synchronize(self.vm.as_ptr()) };
+    }
+
+    /// Calls `f(data)` from the module's workqueue after a grace period of the VM's SRCU, for
+    /// a caller that cannot wait for one (it runs inside the section). The work holds the VM.
+    ///
+    /// # Safety
+    ///
+    /// `f` must be safe to call once with `data`, from any thread, after the grace period.
+    pub(crate) unsafe fn defer(
+        &self,
+        f: unsafe extern "C" fn(*mut c_void),
+        data: *mut c_void,
+    ) -> Result {
+        // SAFETY: By the type invariant the VM lives (the work takes its own reference); the
+        // caller vouches for `f` and `data`.
+        let ret = unsafe { ffi::tce_glue_vm_defer(self.vm.as_ptr(), f, data) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
     }
 
     /// The VM's address space, which KVM charges its tables to.
@@ -387,6 +420,7 @@ pub(crate) unsafe fn seq_table(
     size: u64,
     pages: u64,
     charged: u64,
+    groups: usize,
     hcalls: &[u64; 4],
 ) {
     // SAFETY: By the function's safety requirements `seq` is valid; `hcalls` holds four
@@ -400,9 +434,33 @@ pub(crate) unsafe fn seq_table(
             size,
             pages,
             charged,
+            groups,
             hcalls.as_ptr(),
         )
     };
+}
+
+/// The module's workqueue for work that waits for a VM's SRCU ([`VmRef::defer`]); dropping
+/// it runs what is still queued.
+pub(crate) struct Workqueue(());
+
+impl Workqueue {
+    /// Creates the workqueue.
+    pub(crate) fn create() -> Result<Self> {
+        // SAFETY: Called once, at module load, before anything can be deferred.
+        let ret = unsafe { ffi::tce_glue_wq_create() };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(Self(()))
+    }
+}
+
+impl Drop for Workqueue {
+    fn drop(&mut self) {
+        // SAFETY: Created by `create`; nothing defers work any more (no table is left).
+        unsafe { ffi::tce_glue_wq_destroy() };
+    }
 }
 
 /// The debugfs file `tce_accel/tables`; removed when dropped.
@@ -617,6 +675,25 @@ impl GroupRef {
         let mut group = core::ptr::null_mut();
         // SAFETY: `group` is a valid place for the result; the C side checks `fd` itself.
         let ret = unsafe { ffi::tce_glue_group_get(fd, need_owner, &mut group) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        // INVARIANT: on success the C side took a reference and stored a non-null group.
+        NonNull::new(group)
+            .map(|group| Self { group })
+            .ok_or(EINVAL)
+    }
+
+    /// Another reference to `grp`, a group of the KVM-VFIO device, with the checks of
+    /// [`GroupRef::from_fd`].
+    ///
+    /// # Safety
+    ///
+    /// `grp` must be a `struct iommu_group` on which the caller holds a reference.
+    pub(crate) unsafe fn from_raw(grp: *mut c_void, need_owner: bool) -> Result<Self> {
+        let mut group = core::ptr::null_mut();
+        // SAFETY: By the function's safety requirements `grp` lives; `group` is a valid place.
+        let ret = unsafe { ffi::tce_glue_group_ref(grp, need_owner, &mut group) };
         if ret != 0 {
             return Err(Error::from_errno(ret));
         }

@@ -186,6 +186,7 @@ pub(crate) unsafe extern "C" fn tce_accel_debugfs_tables(seq: *mut c_void) {
                 p.size,
                 t.window.present_pages(),
                 t.window.charged_pages(),
+                t.attached.count(&reg),
                 &counts,
             )
         };

@@ -66,6 +66,7 @@ struct TceAccelModule {
     _misc: MiscDeviceRegistration<TceAccelDevice>,
     _provider: hooks::Provider,
     _debugfs: glue::Debugfs,
+    _workqueue: glue::Workqueue,
     _registry: table::Registry,
 }
 
@@ -76,6 +77,7 @@ impl kernel::InPlaceModule for TceAccelModule {
         let options = MiscDeviceOptions { name: c"tce_accel" };
         try_pin_init!(Self {
             _registry: registry,
+            _workqueue: glue::Workqueue::create()?,
             _provider: hooks::Provider::start()?,
             _debugfs: glue::Debugfs::create(),
             _misc <- MiscDeviceRegistration::register(options),

@@ -21,6 +21,7 @@
 #include <linux/module.h>
 #include <linux/sched/mm.h>
 #include <linux/seq_file.h>
+#include <linux/workqueue.h>
 
 #ifdef CONFIG_SPAPR_TCE_IOMMU
 #include <asm/kvm_ppc.h>
@@ -141,6 +142,61 @@ void tce_glue_vm_synchronize(void *vm)
 	synchronize_srcu(&((struct kvm *)vm)->srcu);
 }
 
+/*
+ * Work that must wait for a grace period of a VM's kvm->srcu but is started where
+ * that cannot be waited for (inside the section): it runs on the module's
+ * workqueue, which the module drains before it goes away, and holds the VM.
+ */
+static struct workqueue_struct *tce_glue_wq;
+
+struct tce_glue_deferred {
+	struct work_struct work;
+	struct kvm *kvm;
+	void (*fn)(void *data);
+	void *data;
+};
+
+static void tce_glue_deferred_run(struct work_struct *work)
+{
+	struct tce_glue_deferred *d = container_of(work, struct tce_glue_deferred, work);
+
+	synchronize_srcu(&d->kvm->srcu);
+	d->fn(d->data);
+	kvm_put_kvm(d->kvm);
+	kfree(d);
+}
+
+/*
+ * Calls @fn(@data) after a grace period of @vm's kvm->srcu, from a workqueue.
+ * -ENOMEM if the work cannot be allocated, and then @fn is not called.
+ */
+int tce_glue_vm_defer(void *vm, void (*fn)(void *data), void *data)
+{
+	struct tce_glue_deferred *d = kmalloc(sizeof(*d), GFP_KERNEL);
+
+	if (!d)
+		return -ENOMEM;
+	INIT_WORK(&d->work, tce_glue_deferred_run);
+	d->kvm = vm;
+	kvm_get_kvm(d->kvm);
+	d->fn = fn;
+	d->data = data;
+	queue_work(tce_glue_wq, &d->work);
+	return 0;
+}
+
+int tce_glue_wq_create(void)
+{
+	tce_glue_wq = alloc_workqueue("tce_accel", WQ_UNBOUND, 0);
+	return tce_glue_wq ? 0 : -ENOMEM;
+}
+
+/* Runs the work still queued, then frees the workqueue. */
+void tce_glue_wq_destroy(void)
+{
+	destroy_workqueue(tce_glue_wq);
+}
+
 /* Grabs the caller's mm for accounting, or returns NULL for a kernel thread. */
 void *tce_glue_mm_get(void)
 {
@@ -243,22 +299,18 @@ static long tce_glue_get_tce(struct kvm_vcpu *vcpu,
 	return tce_accel_h_get_tce(vcpu, stt->provider_data, ioba);
 }
 
-/*
- * Groups of the KVM-VFIO device are not attached to the module's tables yet
- * (TCE_ACCEL_ATTACH_GROUP is): refuse clearly, so that QEMU reports it, rather
- * than leave the hardware table behind the guest's view.
- */
+/* KVM_DEV_VFIO_FILE_SET_SPAPR_TCE of the KVM-VFIO device: outside kvm->srcu. */
 static long tce_glue_attach_group(struct kvmppc_spapr_tce_table *stt,
 				  struct iommu_group *grp)
 {
-	pr_warn_ratelimited("tce_accel: liobn 0x%llx: VFIO groups of the KVM-VFIO device are not supported yet; load with takeover=0 for VMs with VFIO devices\n",
-			    stt->liobn);
-	return -EOPNOTSUPP;
+	return tce_accel_provider_attach_group(stt->provider_data, grp);
 }
 
+/* The group left the KVM-VFIO device: inside kvm->srcu, maybe with kvm->lock. */
 static void tce_glue_release_group(struct kvmppc_spapr_tce_table *stt,
 				   struct iommu_group *grp)
 {
+	tce_accel_provider_release_group(stt->provider_data, grp);
 }
 
 static const struct kvmppc_spapr_tce_provider tce_glue_provider = {
@@ -442,11 +494,11 @@ bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua)
 static struct dentry *tce_glue_debugfs_dir;
 
 void tce_glue_seq_table(void *seq, void *vm, u64 liobn, u32 page_shift, u64 size,
-			u64 pages, u64 charged, const u64 *hcalls)
+			u64 pages, u64 charged, size_t groups, const u64 *hcalls)
 {
-	seq_printf(seq, "vm %p liobn 0x%llx page_shift %u size %llu pages %llu charged %llu put %llu indirect %llu stuff %llu get %llu\n",
+	seq_printf(seq, "vm %p liobn 0x%llx page_shift %u size %llu pages %llu charged %llu put %llu indirect %llu stuff %llu get %llu groups %zu\n",
 		   vm, liobn, page_shift, size, pages, charged, hcalls[0], hcalls[1],
-		   hcalls[2], hcalls[3]);
+		   hcalls[2], hcalls[3], groups);
 }
 
 static int tce_glue_tables_show(struct seq_file *m, void *v)
@@ -506,6 +558,7 @@ int tce_glue_group_get(int fd, bool need_owner, void **group)
 {
 	struct iommu_group *(*file_group)(struct file *file);
 	struct iommu_group *grp;
+	int ret;
 	CLASS(fd, f)(fd);
 
 	if (fd_empty(f))
@@ -517,15 +570,22 @@ int tce_glue_group_get(int fd, bool need_owner, void **group)
 	symbol_put(vfio_file_iommu_group);
 	if (!grp)
 		return -EINVAL;
-	if (!iommu_group_get_iommudata(grp)) {
-		iommu_group_put(grp);
+	ret = tce_glue_group_ref(grp, need_owner, group);
+	iommu_group_put(grp);
+	return ret;
+}
+
+/*
+ * Takes another reference to @grp, which the caller holds (a group of the KVM-VFIO device),
+ * with the checks of tce_glue_group_get().
+ */
+int tce_glue_group_ref(void *grp, bool need_owner, void **group)
+{
+	if (!iommu_group_get_iommudata(grp))
 		return -ENODEV;
-	}
-	if (need_owner && !iommu_group_dma_owner_claimed(grp)) {
-		iommu_group_put(grp);
+	if (need_owner && !iommu_group_dma_owner_claimed(grp))
 		return -EPERM;
-	}
-	*group = grp;
+	*group = iommu_group_ref_get(grp);
 	return 0;
 }
 
@@ -753,6 +813,11 @@ void tce_glue_dma_dec(void *vm, u64 ua, u64 size)
 int tce_glue_group_get(int fd, bool need_owner, void **group)
 {
 	return -ENODEV;	/* No sPAPR TCE IOMMU with VFIO: nothing can be attached. */
+}
+
+int tce_glue_group_ref(void *grp, bool need_owner, void **group)
+{
+	return -ENODEV;
 }
 
 void tce_glue_group_put(void *group)

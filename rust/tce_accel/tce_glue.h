@@ -30,8 +30,12 @@ int tce_glue_kvm_create_table(void *vm, u64 liobn, u32 page_shift, u64 offset,
 			      u64 size);
 void *tce_glue_vm_mm(void *vm);
 void tce_glue_vm_synchronize(void *vm);
+int tce_glue_vm_defer(void *vm, void (*fn)(void *data), void *data);
+int tce_glue_wq_create(void);
+void tce_glue_wq_destroy(void);
+int tce_glue_group_ref(void *grp, bool need_owner, void **group);
 void tce_glue_seq_table(void *seq, void *vm, u64 liobn, u32 page_shift, u64 size,
-			u64 pages, u64 charged, const u64 *hcalls);
+			u64 pages, u64 charged, size_t groups, const u64 *hcalls);
 int tce_glue_debugfs_create(void);
 void tce_glue_debugfs_remove(void);
 void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu);
@@ -63,6 +67,9 @@ void tce_accel_table_release(void *table);
 struct page *tce_accel_table_fault(void *table, u64 pgoff, int *why);
 long tce_accel_table_ioctl(void *table, unsigned int cmd, unsigned long arg);
 void tce_accel_debugfs_tables(void *seq);
+long tce_accel_provider_attach_group(void *table, void *grp);
+void tce_accel_provider_release_group(void *table, void *grp);
+void tce_accel_free_retired(void *list);
 int tce_accel_provider_create(void *vm, u64 liobn, u32 page_shift, u64 offset,
 			      u64 size, void **table);
 

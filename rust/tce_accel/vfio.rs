@@ -29,6 +29,10 @@
 //! place, as KVM does: removing the hardware window (`VFIO_IOMMU_SPAPR_TCE_REMOVE`) clears them
 //! and returns their counts through the same user-address array.
 
+use core::ffi::{
+    c_long,
+    c_void, //
+};
 use core::ptr;
 use core::sync::atomic::{
     AtomicPtr,
@@ -209,6 +213,11 @@ impl Attached {
         unsafe { self.0.load(Ordering::Acquire).as_ref() }.map_or(&[], |l| &l.tables[..])
     }
 
+    /// How many hardware tables are attached, for a reader holding [`REGISTRY`]'s lock.
+    pub(crate) fn count(&self, reg: &KVec<crate::table::Entry>) -> usize {
+        self.locked(reg).len()
+    }
+
     /// Publishes `tables` (none if empty) and returns the old list, which the caller frees
     /// only after [`Retired::free`]. The caller holds [`REGISTRY`]'s lock.
     fn replace(&self, tables: KVec<Arc<HwAttach>>) -> Result<Retired> {
@@ -236,7 +245,24 @@ impl Drop for Attached {
 #[must_use]
 struct Retired(*mut AttachList);
 
+// SAFETY: A retired list is only freed, from whichever thread; its tables are `Send`.
+unsafe impl Send for Retired {}
+
 impl Retired {
+    /// Frees the list from the module's workqueue after a grace period of `vm`'s SRCU, for a
+    /// caller inside that SRCU's read-side section. If the work cannot be queued, the list is
+    /// leaked rather than freed under a hypercall.
+    fn free_later(self, vm: &VmRef) {
+        if self.0.is_null() {
+            return;
+        }
+        // SAFETY: `tce_accel_free_retired` frees a list from `KBox::into_raw` once, and the
+        // list is no longer published, so after the grace period nothing reads it.
+        if unsafe { vm.defer(tce_accel_free_retired, self.0.cast()) }.is_err() {
+            pr_warn!("release: out of memory; a list of attached tables is leaked\n");
+        }
+    }
+
     /// Waits for the hypercalls of `vm`, the table's VM, that may read the list, then frees it.
     fn free(self, vm: &VmRef) {
         if self.0.is_null() {
@@ -247,6 +273,17 @@ impl Retired {
         // synchronisation; it came from `KBox::into_raw`.
         drop(unsafe { KBox::from_raw(self.0) });
     }
+}
+
+/// Frees a retired list, from the module's workqueue (see [`Retired::free_later`]).
+///
+/// # Safety
+///
+/// `list` must come from `KBox::into_raw` of an `AttachList` that nothing reads any more.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_free_retired(list: *mut c_void) {
+    // SAFETY: By the function's safety requirements.
+    drop(unsafe { KBox::from_raw(list.cast::<AttachList>()) });
 }
 
 /// Reads a `struct tce_accel_group` at `arg` and checks its fixed fields.
@@ -286,6 +323,34 @@ pub(crate) fn attach_ioctl(table: &Table, arg: usize) -> Result<isize> {
             e
         );
     })?;
+    attach(table, &group, Via::Ioctl).map(|()| 0)
+}
+
+/// Who attaches a group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    /// The VMM, with `TCE_ACCEL_ATTACH_GROUP`: the table must map nothing yet, and the group
+    /// must not be attached already.
+    Ioctl,
+    /// KVM, for the KVM-VFIO device's `KVM_DEV_VFIO_FILE_SET_SPAPR_TCE`, as QEMU uses it: a
+    /// group attached already is accepted again, and so is a table that maps entries (QEMU
+    /// replays the mappings through VFIO itself).
+    Kvm,
+}
+
+/// Attaches `group`'s hardware window that matches `table`'s.
+fn attach(table: &Table, group: &GroupRef, via: Via) -> Result {
+    if via == Via::Kvm {
+        let reg = REGISTRY.lock();
+        if table
+            .attached()
+            .locked(&reg)
+            .iter()
+            .any(|a| a.hw.group_id() == group.id())
+        {
+            return Ok(());
+        }
+    }
     let window = table.window();
     let mut found = None;
     let mut reason = "the group has no hardware window (VFIO_IOMMU_SPAPR_TCE_CREATE)";
@@ -324,7 +389,9 @@ pub(crate) fn attach_ioctl(table: &Table, arg: usize) -> Result<isize> {
         return Err(EINVAL);
     };
     let mut mapped = false;
-    window.for_each_entry(|_, tce| mapped |= tce & TCE_RW != 0);
+    if via == Via::Ioctl {
+        window.for_each_entry(|_, tce| mapped |= tce & TCE_RW != 0);
+    }
     if mapped {
         pr_info!(
             "attach: liobn {:#x} already maps entries; attach before the guest maps any\n",
@@ -360,7 +427,85 @@ pub(crate) fn attach_ioctl(table: &Table, arg: usize) -> Result<isize> {
         table.attached().replace(tables)?
     };
     retired.free(table.vm());
-    Ok(0)
+    Ok(())
+}
+
+/// Called by KVM, through the C glue, for `KVM_DEV_VFIO_FILE_SET_SPAPR_TCE` on a table the
+/// module serves. Returns 0 or a negative errno.
+///
+/// # Safety
+///
+/// `table` must be a table KVM holds for the module (its file is held for the call), and `grp`
+/// a `struct iommu_group` the KVM-VFIO device holds a reference to.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_provider_attach_group(
+    table: *mut c_void,
+    grp: *mut c_void,
+) -> c_long {
+    // SAFETY: By the function's safety requirements the table lives for the call.
+    let table = unsafe { &*table.cast::<Table>() };
+    // SAFETY: By the function's safety requirements the caller holds a reference to `grp`.
+    let r = unsafe { GroupRef::from_raw(grp, true) }
+        .inspect_err(|e| {
+            pr_info!(
+                "attach: liobn {:#x}: the group is not usable ({:?})\n",
+                table.window().liobn(),
+                e
+            )
+        })
+        .and_then(|group| attach(table, &group, Via::Kvm));
+    match r {
+        Ok(()) => 0,
+        Err(e) => c_long::from(e.to_errno()),
+    }
+}
+
+/// Called by KVM, through the C glue, when a group leaves the KVM-VFIO device: the hypercalls
+/// stop updating its hardware window. KVM calls this inside the VM's SRCU read-side section, so
+/// the old list is freed from the module's workqueue after a grace period.
+///
+/// # Safety
+///
+/// `table` must be a table KVM holds for the module, inside the VM's SRCU read-side section,
+/// and `grp` a `struct iommu_group` the caller holds a reference to.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_provider_release_group(
+    table: *mut c_void,
+    grp: *mut c_void,
+) {
+    // SAFETY: By the function's safety requirements the table lives for the call.
+    let table = unsafe { &*table.cast::<Table>() };
+    let id = grp as usize;
+    let retired = {
+        let reg = REGISTRY.lock();
+        let cur = table.attached().locked(&reg);
+        if !cur.iter().any(|a| a.hw.group_id() == id) {
+            return;
+        }
+        let mut tables = match KVec::with_capacity(cur.len(), GFP_KERNEL) {
+            Ok(t) => t,
+            Err(_) => {
+                return pr_warn!(
+                    "release: liobn {:#x}: out of memory\n",
+                    table.window().liobn()
+                )
+            }
+        };
+        for a in cur.iter().filter(|a| a.hw.group_id() != id) {
+            // Cannot fail: the capacity is there.
+            let _ = tables.push(a.clone(), GFP_KERNEL);
+        }
+        match table.attached().replace(tables) {
+            Ok(r) => r,
+            Err(_) => {
+                return pr_warn!(
+                    "release: liobn {:#x}: out of memory\n",
+                    table.window().liobn()
+                )
+            }
+        }
+    };
+    retired.free_later(table.vm());
 }
 
 /// `TCE_ACCEL_DETACH_GROUP`.

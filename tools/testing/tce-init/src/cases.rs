@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 22] = [
+pub const NAMES: [&str; 23] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -42,6 +42,7 @@ pub const NAMES: [&str; 22] = [
     "close_releases",
     "unload_during_hypercalls",
     "one_vm_stalls_no_other",
+    "kvm_tables_follow_takeover",
     "unload",
     "kmemleak",
 ];
@@ -51,11 +52,11 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 19;
+pub const LAST_RUNNER: usize = 20;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 20;
+pub const UNLOAD: usize = 21;
 /// Index of `kmemleak`, run by PID 1 after `unload`.
-pub const KMEMLEAK: usize = 21;
+pub const KMEMLEAK: usize = 22;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -283,6 +284,7 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             17 => close_releases(st, &mut cx),
             18 => unload_during_hypercalls(st, &mut cx),
             19 => one_vm_stalls_no_other(st, &mut cx),
+            20 => kvm_tables_follow_takeover(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -1099,6 +1101,119 @@ fn one_vm_stalls_no_other(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop>
     vmm_verdict(ok, &lines, "stall")
 }
 
+/// The module's parameter that sends `KVM_CREATE_SPAPR_TCE_64` tables to it.
+const TAKEOVER: &str = "/sys/module/tce_accel/parameters/takeover";
+
+/// `kvm_tables_follow_takeover` (powerpc): what QEMU sees. With `takeover` on,
+/// `KVM_CREATE_SPAPR_TCE_64` makes tables the module serves (its `TCE_ACCEL_TABLE_INFO` works on
+/// KVM's file) and bad arguments get KVM's errnos; with it off, KVM's own (`ENOTTY`). A LIOBN is
+/// busy across both kinds, and the parameter is back as it was at the end.
+fn kvm_tables_follow_takeover(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if !cfg!(target_arch = "powerpc64") {
+        return Err(Stop::Skip("KVM has TCE tables only on powerpc".into()));
+    }
+    let vm = st.vm()?;
+    let old = std::fs::read_to_string(TAKEOVER).or_fail(|| format!("read {TAKEOVER}"))?;
+    let set = |v: &str| std::fs::write(TAKEOVER, v).or_fail(|| format!("write {v} to {TAKEOVER}"));
+    let r = (|| -> Result<(), Stop> {
+        set("1")?;
+        let good = Window {
+            liobn: 0x7500_0000,
+            page_shift: 12,
+            flags: 0,
+            offset: 0,
+            size: 1 << 20,
+        };
+        let bad = [
+            (
+                "page_shift 11",
+                Window {
+                    page_shift: 11,
+                    ..good
+                },
+                libc::EINVAL,
+            ),
+            (
+                "page_shift 35",
+                Window {
+                    page_shift: 35,
+                    ..good
+                },
+                libc::EINVAL,
+            ),
+            ("size 0", Window { size: 0, ..good }, libc::EINVAL),
+            (
+                "offset + size past 2^64 >> page_shift",
+                Window {
+                    offset: u64::MAX >> 12,
+                    size: 2,
+                    ..good
+                },
+                libc::EINVAL,
+            ),
+        ];
+        for (what, w, errno) in bad {
+            let got = sys::kvm_create_spapr_tce_64(vm, &w);
+            cx.check(
+                matches!(&got, Err(e) if e.raw_os_error() == Some(errno)),
+                || format!("KVM_CREATE_SPAPR_TCE_64 with {what}: {got:?}, want errno {errno}"),
+            );
+        }
+        let mine = sys::kvm_create_spapr_tce_64(vm, &good)
+            .or_fail(|| "KVM_CREATE_SPAPR_TCE_64 with takeover=1".into())?;
+        match sys::table_info(mine.as_fd()) {
+            Ok(info) => {
+                cx.check_eq(
+                    "the module's window of a KVM-created table",
+                    info.window,
+                    good,
+                );
+            }
+            Err(e) => {
+                cx.check(false, || {
+                    format!("TCE_ACCEL_TABLE_INFO on a table made with takeover=1: {e}")
+                });
+            }
+        }
+        let dup = sys::kvm_create_spapr_tce_64(vm, &good);
+        cx.check(
+            matches!(&dup, Err(e) if e.raw_os_error() == Some(libc::EBUSY)),
+            || {
+                format!(
+                    "a second KVM table for LIOBN {:#x}: {dup:?}, want EBUSY",
+                    good.liobn
+                )
+            },
+        );
+        set("0")?;
+        let dup = sys::kvm_create_spapr_tce_64(vm, &good);
+        cx.check(
+            matches!(&dup, Err(e) if e.raw_os_error() == Some(libc::EBUSY)),
+            || {
+                format!(
+                    "with takeover=0, LIOBN {:#x} again: {dup:?}, want EBUSY",
+                    good.liobn
+                )
+            },
+        );
+        let kvms = Window {
+            liobn: 0x7500_0001,
+            ..good
+        };
+        let theirs = sys::kvm_create_spapr_tce_64(vm, &kvms)
+            .or_fail(|| "KVM_CREATE_SPAPR_TCE_64 with takeover=0".into())?;
+        let info = sys::table_info(theirs.as_fd());
+        cx.check(
+            matches!(&info, Err(e) if e.raw_os_error() == Some(libc::ENOTTY)),
+            || format!("TCE_ACCEL_TABLE_INFO on KVM's own table: {info:?}, want ENOTTY"),
+        );
+        cx.diag("takeover=1: the module's table, KVM's errnos; takeover=0: KVM's own table");
+        Ok(())
+    })();
+    set(old.trim())?;
+    r
+}
+
 /// The verdict of `tce-vmm MODE`: passed if it exited successfully and its summary line
 /// (`tce-vmm MODE: PASS...`) says so; otherwise the summary, or the VMM's error line, is the
 /// failure.
@@ -1495,7 +1610,7 @@ mod tests {
     fn indices_match_names() {
         assert_eq!(NAMES[LOAD], "load_module");
         assert_eq!(NAMES[FIRST_RUNNER], "open_device");
-        assert_eq!(NAMES[LAST_RUNNER], "one_vm_stalls_no_other");
+        assert_eq!(NAMES[LAST_RUNNER], "kvm_tables_follow_takeover");
         assert_eq!(NAMES[UNLOAD], "unload");
         assert_eq!(NAMES[KMEMLEAK], "kmemleak");
         assert_eq!(UNLOAD, LAST_RUNNER + 1);

@@ -102,6 +102,9 @@ pub struct Requests {
     pub table_pages: u32,
     /// `KVM_CREATE_VM`: `_IO(0xAE, 0x01)`.
     pub kvm_create_vm: u32,
+    /// `KVM_CREATE_SPAPR_TCE_64`: `_IOW(0xAE, 0xa8, struct kvm_create_spapr_tce_64)`, whose
+    /// layout is `struct tce_accel_window`'s.
+    pub kvm_create_spapr_tce_64: u32,
     /// A request of the module's type that the module does not define: `_IO(0xB9, 0x7f)`.
     pub unknown: u32,
 }
@@ -114,6 +117,7 @@ impl Requests {
             table_info: enc.ior(uapi::IOCTL_TYPE, 0x01, uapi::TABLE_INFO_SIZE),
             table_pages: enc.iowr(uapi::IOCTL_TYPE, 0x02, uapi::TABLE_PAGES_SIZE),
             kvm_create_vm: enc.io(KVMIO, 0x01),
+            kvm_create_spapr_tce_64: enc.iow(KVMIO, 0xa8, size_of::<uapi::Window>()),
             unknown: enc.io(uapi::IOCTL_TYPE, 0x7f),
         }
     }
@@ -146,6 +150,7 @@ mod tests {
         assert_eq!(r.table_info, 0x4040_B901);
         assert_eq!(r.table_pages, 0xC020_B902);
         assert_eq!(r.kvm_create_vm, 0x2000_AE01);
+        assert_eq!(r.kvm_create_spapr_tce_64, 0x8020_AEA8);
         assert_eq!(r.unknown, 0x2000_B97F);
     }
 

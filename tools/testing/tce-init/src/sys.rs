@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 
 use crate::ioctl::REQ;
-use crate::uapi::{CreateTable, TableInfo, TablePages};
+use crate::uapi::{CreateTable, TableInfo, TablePages, Window};
 
 /// The symbolic name of errno value `e`, for the errors the tests expect or are likely to see.
 pub fn errno_name(e: i32) -> &'static str {
@@ -186,6 +186,14 @@ pub fn create_table(dev: BorrowedFd<'_>, req: &CreateTable) -> io::Result<OwnedF
     let mut arg = *req;
     // SAFETY: `arg` is a `struct tce_accel_create_table`, which the request reads.
     let fd = unsafe { ioctl_ptr(dev, REQ.create_table, &mut arg) }?;
+    Ok(owned(fd))
+}
+
+/// `KVM_CREATE_SPAPR_TCE_64` on VM `vm`: a new table file descriptor.
+pub fn kvm_create_spapr_tce_64(vm: BorrowedFd<'_>, window: &Window) -> io::Result<OwnedFd> {
+    let mut arg = *window;
+    // SAFETY: `arg` is a `struct kvm_create_spapr_tce_64`, which the request reads.
+    let fd = unsafe { ioctl_ptr(vm, REQ.kvm_create_spapr_tce_64, &mut arg) }?;
     Ok(owned(fd))
 }
 
