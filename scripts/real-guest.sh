@@ -7,7 +7,8 @@
 # through TCE hypercalls; tools/testing/real-guest/host-init.sh runs the guest on the module
 # (takeover=1) and on KVM's C path (takeover=0) in one boot, with a migration to a file and back
 # in each, and prints KTAP, checked here with kunit.py parse, and figures, printed here as a
-# table side by side.
+# table side by side. On ppc64le-debug only the module's path runs (TCE_REAL_GUEST_PATHS=accel,c
+# for both).
 #
 #   scripts/real-guest.sh ppc64le|ppc64le-debug [MODULE_KO]
 #
@@ -130,7 +131,9 @@ print(f"host initramfs: {len(libs)} libraries, {size >> 20} MiB", file=sys.stder
 PY
 
 append="console=hvc0 panic=-1 quiet"
-[ "$name" = ppc64le-debug ] && append+=" slub_debug=FZPU"
+# The debug kernel hunts leaks and corruption in the module: the module's path only.
+[ "$name" = ppc64le-debug ] && append+=" slub_debug=FZPU rg.paths=${TCE_REAL_GUEST_PATHS:-accel}"
+[ "$name" = ppc64le ] && append+=" rg.paths=${TCE_REAL_GUEST_PATHS:-accel,c}"
 logf="$build/real-guest.log"
 log "booting the emulated POWER host; log: $logf"
 start=$(date +%s)

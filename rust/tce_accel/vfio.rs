@@ -15,9 +15,11 @@
 //!
 //! - The group's DMA must be owned by user space (it is in a VFIO container): otherwise its
 //!   tables may be the host's own DMA windows. Linux trusts the VMM here.
-//! - A table that already maps entries (the guest programmed it before the attach) is refused
-//!   with `EBUSY`: its entries would be missing from the hardware, and replaying them is the
-//!   walk this project avoids. The shim attaches right after it creates a window.
+//! - With `TCE_ACCEL_ATTACH_GROUP`, a table that already maps entries (the guest programmed it
+//!   before the attach) is refused with `EBUSY`: its entries would be missing from the
+//!   hardware, and replaying them is the walk this project avoids. The shim attaches right
+//!   after it creates a window. Through the KVM-VFIO device (QEMU) both are accepted, as KVM
+//!   accepts them: QEMU replays its mappings through VFIO itself, and attaches a group again.
 //! - One hardware table backs at most one table (`EBUSY`), so that the entries of one hardware
 //!   table are only ever exchanged under one lock.
 //!
