@@ -57,6 +57,7 @@ mod ffi {
         ) -> c_int;
         pub(super) fn tce_glue_vm_mm(vm: *mut c_void) -> *mut c_void;
         pub(super) fn tce_glue_vm_synchronize(vm: *mut c_void);
+        pub(super) fn tce_glue_zap(mapping: *mut c_void, pgoff: u64, n: u64);
         pub(super) fn tce_glue_vm_defer(
             vm: *mut c_void,
             f: unsafe extern "C" fn(*mut c_void),
@@ -461,6 +462,16 @@ impl Drop for Workqueue {
         // SAFETY: Created by `create`; nothing defers work any more (no table is left).
         unsafe { ffi::tce_glue_wq_destroy() };
     }
+}
+
+/// Zaps every mapping of pages `[pgoff, pgoff + n)` of a table's file, so that they fault again.
+///
+/// # Safety
+///
+/// `mapping` must be the `struct address_space` of a live table file.
+pub(crate) unsafe fn zap(mapping: *mut c_void, pgoff: u64, n: u64) {
+    // SAFETY: By the function's safety requirements the mapping lives.
+    unsafe { ffi::tce_glue_zap(mapping, pgoff, n) };
 }
 
 /// The debugfs file `tce_accel/tables`; removed when dropped.

@@ -180,9 +180,13 @@ impl<'a> Found<'a> {
 ///
 /// `table` must be the table pointer KVM passed to a handler, which runs inside the VM's
 /// `kvm->srcu` read-side section; only the handlers below call this.
+///
+/// `span` is the range of entries (`ioba`, `npages`) the call may allocate pages for: those the
+/// VMM has mapped as the zero page are zapped once they exist.
 unsafe fn with_table(
     table: *mut c_void,
     kind: Hcall,
+    span: Option<(u64, u64)>,
     f: impl FnOnce(&Found<'_>) -> HcallResult,
 ) -> c_long {
     // SAFETY: By the function's safety requirements the table came from the provider's create
@@ -195,7 +199,12 @@ unsafe fn with_table(
         table,
         attached: table.attached().get(&in_hcall),
     };
-    match f(&found) {
+    let watch = span.and_then(|(ioba, npages)| table.watch(ioba, npages));
+    let r = f(&found);
+    if let Some(w) = watch {
+        w.zap_new(table, r.is_ok());
+    }
+    match r {
         Ok(()) => 0,
         Err(e) => e.code() as c_long,
     }
@@ -230,7 +239,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
     let vcpu = unsafe { VcpuRef::new(vcpu) };
     // SAFETY: By the function's safety requirements, as `with_table` needs.
     unsafe {
-        with_table(table, Hcall::Put, |t| {
+        with_table(table, Hcall::Put, Some((ioba, 1)), |t| {
             with_guest(&vcpu, |vm| vm.put_tce(t.target(), ioba, tce))
         })
     }
@@ -254,7 +263,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
     let vcpu = unsafe { VcpuRef::new(vcpu) };
     // SAFETY: By the function's safety requirements, as `with_table` needs.
     unsafe {
-        with_table(table, Hcall::PutIndirect, |t| {
+        with_table(table, Hcall::PutIndirect, Some((ioba, npages)), |t| {
             // A short list fits on the stack; a whole one (4 KiB) is too much for it and costs one
             // kmalloc. A list longer than INDIRECT_MAX gets H_PARAMETER before the buffer is used.
             let mut small = [0u64; INDIRECT_ON_STACK];
@@ -293,13 +302,18 @@ pub(crate) unsafe extern "C" fn tce_accel_h_stuff_tce(
     let vcpu = unsafe { VcpuRef::new(vcpu) };
     // SAFETY: By the function's safety requirements, as `with_table` needs.
     unsafe {
-        with_table(table, Hcall::Stuff, |t| {
-            let vm = Vm {
-                guest: &NoGuest,
-                dma: &KvmDma(vcpu.dma()),
-            };
-            vm.stuff_tce(t.target(), ioba, value, npages)
-        })
+        with_table(
+            table,
+            Hcall::Stuff,
+            (value != 0).then_some((ioba, npages)),
+            |t| {
+                let vm = Vm {
+                    guest: &NoGuest,
+                    dma: &KvmDma(vcpu.dma()),
+                };
+                vm.stuff_tce(t.target(), ioba, value, npages)
+            },
+        )
     }
 }
 
@@ -319,7 +333,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_get_tce(
     let vcpu = unsafe { VcpuRef::new(vcpu) };
     // SAFETY: By the function's safety requirements, as `with_table` needs.
     unsafe {
-        with_table(table, Hcall::Get, |t| {
+        with_table(table, Hcall::Get, None, |t| {
             let tce = hcall::get_tce(Some(t.table.window()), ioba)?;
             vcpu.set_gpr(4, tce);
             Ok(())

@@ -26,7 +26,10 @@
 //! table. The table's own memory is shared lock-free through the engine's set-once slots and
 //! atomic words.
 
+use core::ptr;
 use core::sync::atomic::{
+    fence,
+    AtomicPtr,
     AtomicU64,
     Ordering, //
 };
@@ -128,6 +131,9 @@ pub(crate) struct Table {
     window: Window<KHost>,
     /// Hypercalls answered on the table, by [`Hcall`], whatever their result.
     hcalls: [AtomicU64; 4],
+    /// The `struct address_space` of the table's file once it is mapped (the file has an
+    /// inode of its own), whose mappings are zapped when a page replaces the zero page.
+    mapping: AtomicPtr<c_void>,
     /// The hardware tables of VFIO groups attached to the table (dropped before the VM).
     attached: Attached,
     /// Keeps the VM alive as long as its table.
@@ -153,6 +159,76 @@ impl Table {
     /// Counts one hypercall of kind `h` on the table.
     pub(crate) fn count(&self, h: Hcall) {
         self.hcalls[h as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Before a hypercall on `npages` entries from `ioba`: which of their pages are absent and
+    /// mapped (as the zero page, maybe) by the VMM, so that [`Watch::zap_new`] can zap the
+    /// ones the call allocates. `None` when there is nothing to watch: the table is not mapped,
+    /// or the range is not valid (the call then allocates nothing).
+    pub(crate) fn watch(&self, ioba: u64, npages: u64) -> Option<Watch> {
+        let mapping = self.mapping.load(Ordering::Acquire);
+        if mapping.is_null() {
+            return None;
+        }
+        let (first, last) = self.window.pages_of_range(ioba, npages)?;
+        // A call touches at most two pages, but for H_STUFF_TCE: a wide one is zapped as a
+        // whole if it may allocate.
+        if last - first >= WATCHED {
+            return Some(Watch {
+                mapping,
+                first,
+                count: last - first + 1,
+                absent: u64::MAX,
+            });
+        }
+        let mut absent = 0u64;
+        for i in 0..=last - first {
+            if !self.window.page_present(first + i) {
+                absent |= 1 << i;
+            }
+        }
+        (absent != 0).then_some(Watch {
+            mapping,
+            first,
+            count: last - first + 1,
+            absent,
+        })
+    }
+}
+
+/// Pages watched one by one by [`Table::watch`]; wider ranges are zapped whole.
+const WATCHED: u64 = 8;
+
+/// The absent pages of a hypercall's range, taken before the call (see [`Table::watch`]).
+pub(crate) struct Watch {
+    mapping: *mut c_void,
+    first: u64,
+    count: u64,
+    /// Bit `i` set: page `first + i` was absent (all set for a range too wide to watch).
+    absent: u64,
+}
+
+impl Watch {
+    /// After the call: zaps the VMM's mappings of the watched pages that now exist, so that no
+    /// zero page is left mapped where the table now has a page. Pairs with the read fault,
+    /// which inserts the zero page and then looks for the page. A range too wide to watch is
+    /// zapped whole, and only after a call that `succeeded` (a rejected one allocates nothing).
+    pub(crate) fn zap_new(self, table: &Table, succeeded: bool) {
+        fence(Ordering::SeqCst);
+        if self.absent == u64::MAX {
+            if !succeeded {
+                return;
+            }
+            // SAFETY: `mapping` is the table's file's, which outlives the table.
+            unsafe { glue::zap(self.mapping, self.first, self.count) };
+            return;
+        }
+        for i in 0..self.count {
+            if self.absent & (1 << i) != 0 && table.window.page_present(self.first + i) {
+                // SAFETY: As above.
+                unsafe { glue::zap(self.mapping, self.first + i, 1) };
+            }
+        }
     }
 }
 
@@ -214,6 +290,7 @@ fn new_table(vm: VmRef, params: WindowParams) -> Result<Arc<Table>> {
         Table {
             window,
             hcalls: [const { AtomicU64::new(0) }; 4],
+            mapping: AtomicPtr::new(ptr::null_mut()),
             attached: Attached::new(),
             vm,
         },
@@ -402,8 +479,16 @@ pub(crate) unsafe extern "C" fn tce_accel_table_release(table: *mut c_void) {
     unregister(&table);
 }
 
-/// Called by the C glue on a fault of a table mapping: returns the page behind `pgoff`,
-/// allocating it if needed, or null with `*why` set to 1 (past the end) or 2 (out of memory).
+/// `TCE_FAULT_*` of `tce_glue.h`.
+const FAULT_SIGBUS: c_int = 1;
+const FAULT_OOM: c_int = 2;
+const FAULT_ABSENT: c_int = 3;
+const FAULT_NEW: c_int = 4;
+
+/// Called by the C glue on a fault of a table mapping: returns the page behind `pgoff`, or null
+/// with `*why` set to [`FAULT_SIGBUS`] (past the end), [`FAULT_OOM`] or, for a read
+/// (`!write`) of a page that does not exist, [`FAULT_ABSENT`]: a read allocates nothing. A
+/// write allocates the page if needed, and then sets `*why` to [`FAULT_NEW`].
 ///
 /// # Safety
 ///
@@ -412,18 +497,54 @@ pub(crate) unsafe extern "C" fn tce_accel_table_release(table: *mut c_void) {
 pub(crate) unsafe extern "C" fn tce_accel_table_fault(
     table: *mut c_void,
     pgoff: u64,
+    write: bool,
     why: *mut c_int,
 ) -> PagePtr {
     // SAFETY: By the function's safety requirements the table lives while its file is mapped.
     let table = unsafe { &*table.cast::<Table>() };
-    let reason = match table.window.fault(pgoff) {
-        Ok(page) => return page.page_ptr(),
-        Err(FaultError::OutOfRange) => 1,
-        Err(FaultError::NoMemory) => 2,
+    let existed = table.window.page_present(pgoff);
+    let reason = if !write && !existed && pgoff < table.window.mapping_pages() {
+        FAULT_ABSENT
+    } else {
+        match table.window.fault(pgoff) {
+            Ok(page) if existed => return page.page_ptr(),
+            Ok(page) => {
+                // SAFETY: By the function's safety requirements `why` is valid for a write.
+                unsafe { *why = FAULT_NEW };
+                return page.page_ptr();
+            }
+            Err(FaultError::OutOfRange) => FAULT_SIGBUS,
+            Err(FaultError::NoMemory) => FAULT_OOM,
+        }
     };
     // SAFETY: By the function's safety requirements `why` is valid for a write.
     unsafe { *why = reason };
     core::ptr::null_mut()
+}
+
+/// Called by the C glue after it mapped the zero page for a read: whether page `pgoff` exists
+/// by now.
+///
+/// # Safety
+///
+/// `table` must be a live table file's pointer.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_table_present(table: *mut c_void, pgoff: u64) -> bool {
+    // SAFETY: By the function's safety requirements the table lives while its file is mapped.
+    let table = unsafe { &*table.cast::<Table>() };
+    table.window.page_present(pgoff)
+}
+
+/// Called by the C glue when the table's file is mapped: records its `struct address_space`.
+///
+/// # Safety
+///
+/// `table` must be a live table file's pointer and `mapping` that file's mapping.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn tce_accel_table_mapped(table: *mut c_void, mapping: *mut c_void) {
+    // SAFETY: By the function's safety requirements the table lives while its file is mapped.
+    let table = unsafe { &*table.cast::<Table>() };
+    table.mapping.store(mapping, Ordering::Release);
 }
 
 /// Called by the C glue for an ioctl on a table file.

@@ -38,14 +38,50 @@
 
 #include "tce_glue.h"
 
+/*
+ * Mappings of a table. A table page that does not exist reads as the zero page,
+ * mapped read-only, so that reading a sparse table (as QEMU's migration does)
+ * allocates nothing; the first write to it, through a mapping or by a
+ * hypercall, allocates the page, and every mapping of that page's offset is
+ * zapped so that no zero page is left behind it. The mapping is VM_MIXEDMAP
+ * (the zero page goes in by pfn, table pages as pages), VM_IO (no GUP) and
+ * has a pfn_mkwrite, so its PTEs start write-protected and a write to the
+ * zero page comes here.
+ *
+ * A read fault and a hypercall that allocates the same page race benignly:
+ * the fault inserts the zero page and then looks for the page again, the
+ * hypercall installs the page and then zaps; whichever comes second sees the
+ * other's work and zaps.
+ */
+static void tce_glue_zap_pages(struct address_space *mapping, u64 pgoff, u64 n)
+{
+	unmap_mapping_range(mapping, (loff_t)pgoff << PAGE_SHIFT,
+			    (loff_t)n << PAGE_SHIFT, 1);
+}
+
 static vm_fault_t tce_glue_fault(struct vm_fault *vmf)
 {
-	int why = 0;
+	void *table = vmf->vma->vm_private_data;
+	bool write = vmf->flags & FAULT_FLAG_WRITE;
 	struct page *page;
+	vm_fault_t ret;
+	int why = 0;
 
-	page = tce_accel_table_fault(vmf->vma->vm_private_data, vmf->pgoff, &why);
+	page = tce_accel_table_fault(table, vmf->pgoff, write, &why);
+	if (!page && why == TCE_FAULT_ABSENT) {
+		ret = vmf_insert_mixed(vmf->vma, vmf->address,
+				       page_to_pfn(ZERO_PAGE(vmf->address)));
+		/* Pairs with the hypercall's install before its zap. */
+		smp_mb();
+		if (tce_accel_table_present(table, vmf->pgoff))
+			tce_glue_zap_pages(vmf->vma->vm_file->f_mapping, vmf->pgoff, 1);
+		return ret;
+	}
 	if (!page)
 		return why == TCE_FAULT_OOM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+	/* A page this write allocated may sit behind zero pages in other mappings. */
+	if (why == TCE_FAULT_NEW)
+		tce_glue_zap_pages(vmf->vma->vm_file->f_mapping, vmf->pgoff, 1);
 
 	/* The mapping holds its own reference; the table keeps the page until it is freed. */
 	get_page(page);
@@ -53,8 +89,26 @@ static vm_fault_t tce_glue_fault(struct vm_fault *vmf)
 	return 0;
 }
 
+/* A write to the zero page: allocate the table page, zap, and let the write fault again. */
+static vm_fault_t tce_glue_pfn_mkwrite(struct vm_fault *vmf)
+{
+	int why = 0;
+
+	if (!tce_accel_table_fault(vmf->vma->vm_private_data, vmf->pgoff, true, &why))
+		return why == TCE_FAULT_OOM ? VM_FAULT_OOM : VM_FAULT_SIGBUS;
+	tce_glue_zap_pages(vmf->vma->vm_file->f_mapping, vmf->pgoff, 1);
+	return VM_FAULT_NOPAGE;
+}
+
+/* Zaps every mapping of pages [@pgoff, @pgoff + @n) of a table's file. */
+void tce_glue_zap(void *mapping, u64 pgoff, u64 n)
+{
+	tce_glue_zap_pages(mapping, pgoff, n);
+}
+
 static const struct vm_operations_struct tce_glue_vm_ops = {
 	.fault = tce_glue_fault,
+	.pfn_mkwrite = tce_glue_pfn_mkwrite,
 };
 
 /* Maps @table, the table of a tce_accel file or of a KVM TCE file it serves. */
@@ -63,8 +117,16 @@ static int tce_glue_mmap_table(void *table, struct vm_area_struct *vma)
 	/* A private mapping would copy pages on write and never see the guest's updates. */
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
+	/*
+	 * VM_IO: a writable shared mapping may hold the zero page only where GUP
+	 * cannot pin it (it would keep the zero page after pfn_mkwrite replaced
+	 * it); the VMM reads and writes its table with plain loads and stores.
+	 */
+	vm_flags_set(vma, VM_MIXEDMAP | VM_IO);
 	vma->vm_ops = &tce_glue_vm_ops;
 	vma->vm_private_data = table;
+	/* The file has an inode of its own, so this is the table's own mapping. */
+	tce_accel_table_mapped(table, vma->vm_file->f_mapping);
 	return 0;
 }
 
@@ -93,11 +155,26 @@ static const struct file_operations tce_glue_table_fops = {
 	.llseek		= noop_llseek,
 };
 
-/* Installs a new table file for @table; on success the file owns @table. */
+/*
+ * Installs a new table file for @table; on success the file owns @table. The
+ * file has an inode of its own, so that zapping its mappings touches no other.
+ */
 int tce_glue_table_getfd(void *table)
 {
-	return anon_inode_getfd("tce-accel-table", &tce_glue_table_fops, table,
-				O_RDWR | O_CLOEXEC);
+	struct file *file;
+	int fd;
+
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0)
+		return fd;
+	file = anon_inode_create_getfile("tce-accel-table", &tce_glue_table_fops,
+					 table, O_RDWR, NULL);
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		return PTR_ERR(file);
+	}
+	fd_install(fd, file);
+	return fd;
 }
 
 /* Takes a reference to the VM of file descriptor @fd, or fails with -EBADF or -EINVAL. */

@@ -14,6 +14,7 @@ struct page;
 
 /* Called from Rust. */
 int tce_glue_table_getfd(void *table);
+void tce_glue_zap(void *mapping, u64 pgoff, u64 n);
 int tce_glue_vm_get(int fd, void **vm);
 void tce_glue_vm_ref(void *vm);
 void tce_glue_vm_put(void *vm);
@@ -64,7 +65,9 @@ void tce_glue_dma_dec(void *vm, u64 ua, u64 size);
 
 /* Implemented in Rust (table.rs), called from C. */
 void tce_accel_table_release(void *table);
-struct page *tce_accel_table_fault(void *table, u64 pgoff, int *why);
+struct page *tce_accel_table_fault(void *table, u64 pgoff, bool write, int *why);
+bool tce_accel_table_present(void *table, u64 pgoff);
+void tce_accel_table_mapped(void *table, void *mapping);
 long tce_accel_table_ioctl(void *table, unsigned int cmd, unsigned long arg);
 void tce_accel_debugfs_tables(void *seq);
 long tce_accel_provider_attach_group(void *table, void *grp);
@@ -88,8 +91,13 @@ long tce_accel_h_stuff_tce(struct kvm_vcpu *vcpu, void *table,
 long tce_accel_h_get_tce(struct kvm_vcpu *vcpu, void *table,
 			 unsigned long ioba);
 
-/* The reasons tce_accel_table_fault() gives for not returning a page. */
+/*
+ * The reasons tce_accel_table_fault() gives for not returning a page, and
+ * TCE_FAULT_NEW with a page it has just allocated.
+ */
 #define TCE_FAULT_SIGBUS	1
 #define TCE_FAULT_OOM		2
+#define TCE_FAULT_ABSENT	3	/* a read of a page that does not exist */
+#define TCE_FAULT_NEW		4
 
 #endif /* _TCE_ACCEL_GLUE_H */

@@ -196,6 +196,21 @@ impl<H: Host> Window<H> {
         self.pages.present_from(start, out)
     }
 
+    /// Whether host page `pgoff` of the table is allocated (false past the end).
+    pub fn page_present(&self, pgoff: u64) -> bool {
+        self.pages.get(pgoff).is_some()
+    }
+
+    /// The host pages that the `npages` entries from bus address `ioba` live on, first and
+    /// last, if the range is a valid and non-empty one of this window.
+    pub fn pages_of_range(&self, ioba: u64, npages: u64) -> Option<(u64, u64)> {
+        if npages == 0 {
+            return None;
+        }
+        let rel = self.check_range(ioba, npages)?;
+        Some(self.page_span(rel, npages))
+    }
+
     /// Serves a fault of the VMM's mapping on page `pgoff`: returns the page, allocated if it was
     /// absent. These are the very pages that hypercalls write.
     pub fn fault(&self, pgoff: u64) -> Result<&H::Page, FaultError> {

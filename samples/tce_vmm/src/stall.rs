@@ -10,6 +10,10 @@
 //! take less than [`LIMIT`]: a host-wide grace period would wait for VM A's hypercall
 //! forever. Then the VMM fills the page; the hypercall must finish with `H_SUCCESS` and store
 //! the list's entry.
+//!
+//! Before the call the VMM reads the entry through its mapping of the table, which maps the zero
+//! page there (a read of an absent table page allocates nothing); after it, the same mapping
+//! must show the entry the hypercall stored: no stale zero page survives.
 
 use std::os::fd::OwnedFd;
 use std::time::{
@@ -30,6 +34,7 @@ use crate::hcall::{
     Hcall, //
 };
 use crate::memory::GuestAddress;
+use crate::paths::Backing;
 use crate::sys::{
     self,
     Userfault, //
@@ -121,6 +126,12 @@ pub fn run(opts: &Options) -> Result<bool> {
     let params = WindowParams::new(KVM_LIOBN, WINDOW_PAGE_SHIFT, 0, 1 << 16);
     a.add_kvm_window(params)?;
     let mut vcpu = a.create_vcpu(0)?;
+    let path = a.paths.get(KVM_LIOBN).ok_or(Error::WindowGone { liobn: KVM_LIOBN })?;
+    let Backing::Kernel { table: mapped, .. } = &path.backing else {
+        return Err(Error::WindowGone { liobn: KVM_LIOBN });
+    };
+    // The VMM reads entry 0 before any page exists: zeros, from the zero page.
+    let before = mapped.load(0);
 
     let page = sys::page_size() as u64;
     let uffd = Userfault::new().map_err(ioctl("userfaultfd", "open and UFFDIO_API"))?;
@@ -192,7 +203,13 @@ pub fn run(opts: &Options) -> Result<bool> {
             .map_err(ioctl("UFFDIO_COPY", format!("guest page {:#x}", LIST.0)))?;
         let results = guest.join().map_err(|_| Error::VcpuPanic { vcpu: 0 })??;
         let (put, get) = (results[0], results[1]);
-        let finished = put.r3 == 0 && get.r3 == 0 && get.r4 == tce as u64;
+        let seen = mapped.load(0);
+        let finished = put.r3 == 0 && get.r3 == 0 && get.r4 == tce as u64 && before == 0;
+        let fresh = seen == tce as u64;
+        println!(
+            "tce-vmm: stall: entry 0 through the VMM's mapping: {before:#x} before the call, \
+             {seen:#x} after it (want {tce:#x}: no stale zero page)"
+        );
         println!(
             "tce-vmm: stall: VM A's hypercall finished once the page came: {}, then H_GET_TCE: \
              {} {:#x} (want H_SUCCESS {tce:#x})",
@@ -201,7 +218,7 @@ pub fn run(opts: &Options) -> Result<bool> {
             get.r4
         );
         let fast = worst.done == opts.tables && worst.create <= LIMIT && worst.close <= LIMIT;
-        Ok(stuck && still && fast && finished)
+        Ok(stuck && still && fast && finished && fresh)
     })?;
     println!(
         "tce-vmm stall: {}: one VM's hypercall waiting on userfaultfd did not delay another \

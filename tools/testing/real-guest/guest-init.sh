@@ -47,7 +47,9 @@ if grep -q rg.vfio /proc/cmdline; then
 	wait_dev /dev/sda
 	wait_dev /dev/vda
 	sums vfio
+	# The host samples the tables while the device is still in use.
 	echo "RG vfio-done"
+	read -r go </dev/hvc0
 	sync
 	poweroff -f
 fi

@@ -43,10 +43,20 @@ wait_for() {
 	return 1
 }
 
+# The resident memory (KiB) of QEMU's mappings of its TCE tables: a page KVM allocates on a
+# read fault counts, the zero page the module maps for one does not.
+table_rss() {
+	awk '/kvm-spapr-tce/ { t = 1; next } /^[0-9a-f]+-[0-9a-f]+ / { t = 0 } t && /^Rss:/ { s += $2 }
+		END { print s + 0 }' /proc/$qpid/smaps
+}
+
 # Sends a monitor command to the running QEMU.
 mon() { echo "$1" >$T/mon.in; }
 
-QEMU_ARGS="-M pseries,x-vof=on -accel kvm -cpu host -m 512M -smp 1 -display none -nodefaults
+# maxmem and 64 KiB IOMMU pages make the guest's DDW (it covers all the memory the guest may
+# ever have) large and sparse: 2^18 entries of which the guest maps 512 MiB worth.
+QEMU_ARGS="-M pseries,x-vof=on -accel kvm -cpu host -m 512M,slots=1,maxmem=16G -smp 1
+	-global spapr-pci-host-bridge.pgsz=0x11000 -display none -nodefaults
 	-kernel /guest/vmlinux -initrd /guest/initrd.cpio
 	-drive file=$T/vscsi.img,format=raw,if=none,id=d0 -device spapr-vscsi,id=vscsi0
 	-device scsi-hd,drive=d0,bus=vscsi0.0
@@ -144,7 +154,7 @@ run_path() {
 	nvm=$(awk '{ print $2 }' $T/tables-$p.txt | sort -u | wc -l)
 	vmlck=$(sed -n 's/^VmLck:[ \t]*\([0-9]*\).*/\1/p' /proc/$qpid/status)
 	pages=$(awk '{ s += $10 } END { print s + 0 }' $T/tables-$p.txt)
-	say "$p tables_in_qemu $nfd module_tables $nmod module_vms $nvm table_pages $pages qemu_vmlck_kb $vmlck"
+	say "$p tables_in_qemu $nfd module_tables $nmod module_vms $nvm table_pages $pages qemu_vmlck_kb $vmlck qemu_table_rss_kb $(table_rss)"
 	sed 's/^/    # table: /' $T/tables-$p.txt
 	if [ "$p" = accel ]; then
 		[ "$nfd" -ge 3 ] && [ "$nmod" = "$nfd" ] && [ "$nvm" = 1 ] && ok=1 || ok=0
@@ -183,7 +193,7 @@ run_path() {
 	[ $mig = 1 ] || tail -n 20 $T/mon.log | sed 's/^/    # monitor: /'
 	say "$p migration_file_kb $(($(wc -c <$T/mig-$p.bin 2>/dev/null || echo 0) / 1024))"
 	tables >$T/tables-$p-after-mig.txt
-	say "$p table_pages_after_migration $(awk '{ s += $10 } END { print s + 0 }' $T/tables-$p-after-mig.txt)"
+	say "$p table_pages_after_migration $(awk '{ s += $10 } END { print s + 0 }' $T/tables-$p-after-mig.txt) qemu_table_rss_kb_after_migration $(table_rss)"
 	mon "quit"
 	stop_qemu 30
 	left=$(tables | grep -c '^vm ')
@@ -266,6 +276,8 @@ vfio_run() {
 			[ "$groups" -ge 1 ] || ok=0
 		fi
 		say "$p vfio_rng_bytes ${nbytes:-0} group_attaches $att module_groups $groups"
+		sed 's/^/    # table: /' $T/tables-$p-vfio.txt
+		echo go >$T/ser.in
 	fi
 	[ $ok = 1 ] || { tail -n 15 $T/serial.log; tail -n 5 $T/qemu-$p-vfio.out; } | sed 's/^/    # /'
 	result $ok "${p}_vfio_device_works" "$(grep '^RG hwrng\|^RG rng' $T/serial.log | tr '\n' ' ')"
