@@ -126,7 +126,10 @@ pub fn run(opts: &Options) -> Result<bool> {
     let params = WindowParams::new(KVM_LIOBN, WINDOW_PAGE_SHIFT, 0, 1 << 16);
     a.add_kvm_window(params)?;
     let mut vcpu = a.create_vcpu(0)?;
-    let path = a.paths.get(KVM_LIOBN).ok_or(Error::WindowGone { liobn: KVM_LIOBN })?;
+    let path = a
+        .paths
+        .get(KVM_LIOBN)
+        .ok_or(Error::WindowGone { liobn: KVM_LIOBN })?;
     let Backing::Kernel { table: mapped, .. } = &path.backing else {
         return Err(Error::WindowGone { liobn: KVM_LIOBN });
     };
