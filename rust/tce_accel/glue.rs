@@ -496,7 +496,7 @@ impl Drop for Debugfs {
 
 /// Stops providing KVM's new TCE tables; existing ones stay the module's.
 pub(crate) fn provider_stop() {
-    // SAFETY: Called once, by `hooks::Provider::drop`, after a successful `provider_start()`.
+    // SAFETY: Called once, by `provider::Provider::drop`, after a successful `provider_start()`.
     unsafe { ffi::tce_glue_provider_stop() };
 }
 

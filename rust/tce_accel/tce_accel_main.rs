@@ -8,7 +8,7 @@
 //! allocated when the mapping faults on them or a hypercall writes into them. The table logic
 //! is the portable engine of `rust/tce_engine`, compiled into this module.
 //!
-//! On powerpc the module is also KVM's provider of TCE tables (`patches/0003`, see `hooks`):
+//! On powerpc the module is also KVM's provider of TCE tables (`patches/0003`, see `provider`):
 //! while the `takeover` parameter is set (the default), the tables VMMs create with
 //! `KVM_CREATE_SPAPR_TCE_64` are the module's. KVM keeps them on the VM's list and hands their
 //! file operations and a guest's `H_PUT_TCE`, `H_PUT_TCE_INDIRECT`, `H_STUFF_TCE` and
@@ -27,7 +27,7 @@
 //! 3. An engine hardware table's leaf spinlock (`host::KLock`): one entry and its mirror.
 //!
 //! Hypercalls take no lock to find their table: KVM finds it on the VM's own list and calls the
-//! handler inside the VM's `kvm->srcu` read-side section (see `hooks`). Faults and table reads
+//! handler inside the VM's `kvm->srcu` read-side section (see `provider`). Faults and table reads
 //! and writes take no lock either: pages are installed with compare-and-swap and words are
 //! atomic.
 
@@ -43,8 +43,8 @@ use kernel::{
 
 mod engine;
 mod glue;
-mod hooks;
 mod host;
+mod provider;
 mod table;
 mod tests;
 mod uapi;
@@ -64,7 +64,7 @@ struct TceAccelModule {
     // memory. Tables hold references to the module, so none is left by then.
     #[pin]
     _misc: MiscDeviceRegistration<TceAccelDevice>,
-    _provider: hooks::Provider,
+    _provider: provider::Provider,
     _debugfs: glue::Debugfs,
     _workqueue: glue::Workqueue,
     _registry: table::Registry,
@@ -78,7 +78,7 @@ impl kernel::InPlaceModule for TceAccelModule {
         try_pin_init!(Self {
             _registry: registry,
             _workqueue: glue::Workqueue::create()?,
-            _provider: hooks::Provider::start()?,
+            _provider: provider::Provider::start()?,
             _debugfs: glue::Debugfs::create(),
             _misc <- MiscDeviceRegistration::register(options),
         })

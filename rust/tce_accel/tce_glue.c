@@ -2,11 +2,13 @@
 /*
  * C glue of tce_accel: the pieces the Rust kernel crate does not abstract yet.
  *
- * Table files are anonymous-inode files whose mapping is filled by a page-fault handler; the
- * Rust side owns the table behind file->private_data and is called back for release, faults
- * and ioctls. Also: recognising a KVM VM file, locked-memory accounting against a grabbed mm,
- * blocks of one or more pages, and on powerpc the TCE hypercall hooks (patches/0003) with the
- * vCPU and memory-slot accessors their handlers need. Every function is called from
+ * Table files are anonymous-inode files with an inode of their own, whose mappings are filled
+ * by a page-fault handler; the Rust side owns the table behind file->private_data (or, for a
+ * KVM table file, stt->provider_data) and is called back for release, faults and ioctls.
+ * Also: recognising a KVM VM file, locked-memory accounting against a grabbed mm, blocks of
+ * one or more pages, the takeover parameter, debugfs, a workqueue for work that waits for a
+ * VM's SRCU, and on powerpc KVM's TCE table provider (patches/0003) with the vCPU and
+ * memory-slot accessors its hypercall handlers need. Every function is called from
  * rust/tce_accel/glue.rs.
  */
 

@@ -77,7 +77,7 @@ int tce_accel_provider_create(void *vm, u64 liobn, u32 page_shift, u64 offset,
 			      u64 size, void **table);
 
 /*
- * Implemented in Rust (hooks.rs): the TCE hypercall handlers of a table this
+ * Implemented in Rust (provider.rs): the TCE hypercall handlers of a table this
  * module serves, called by KVM inside the VM's kvm->srcu read-side section.
  */
 long tce_accel_h_put_tce(struct kvm_vcpu *vcpu, void *table,

@@ -29,8 +29,8 @@ use crate::engine::window::{
     Window,
     WindowParams, //
 };
-use crate::hooks::NoDma;
 use crate::host::KHost;
+use crate::provider::NoDma;
 
 /// Guest RAM of the fake guest: `[0, RAM)`, mapped by the fake VMM at `UA_BASE`.
 const RAM: u64 = 1 << 24;

@@ -68,7 +68,7 @@ use crate::glue::{
     VmDma,
     VmRef, //
 };
-use crate::hooks::InHcall;
+use crate::provider::InHcall;
 use crate::table::{
     Table,
     REGISTRY, //
@@ -122,7 +122,7 @@ impl IommuTable for HwAttach {
             if old.is_mapped() {
                 f(old);
             }
-            // An H_STUFF_TCE may clear a whole window: let other tasks run (hooks may sleep).
+            // An H_STUFF_TCE may clear a whole window: let other tasks run (hypercalls may sleep).
             if (i - index) % CLEAR_BATCH == CLEAR_BATCH - 1 {
                 glue::cond_resched();
             }

@@ -1318,9 +1318,8 @@ fn unload_refused_while_open(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Sto
     }
 }
 
-/// How many tables `many_tables` keeps open at once: more than twice the 16 places of the
-/// module's first array of tables for hypercalls, so that the array grows twice and the old
-/// arrays are freed after the hooks' grace period.
+/// How many tables `many_tables` keeps open at once: many tables of one VM on KVM's list and
+/// in the module's registry at the same time.
 const MANY_TABLES: u64 = 40;
 
 /// The window of table `i` of `many_tables`: LIOBN 0x1000 + i, 16 entries of 4 KiB.
@@ -1418,8 +1417,8 @@ fn kernel_problem(msg: &str) -> bool {
 }
 
 /// `unload_during_hypercalls`: while `tce-vmm hammer` keeps two vCPUs issuing TCE hypercalls
-/// (on a LIOBN no table has, each of which goes through KVM's hook into the module's lookup,
-/// and on a KVM table), the module is unloaded and loaded again, at least [`MIN_CYCLES`] times.
+/// (on a LIOBN no table has, which exits to the VMM, and on a table KVM itself serves, made
+/// with `takeover` off), the module is unloaded and loaded again, at least [`MIN_CYCLES`] times.
 /// Every hypercall must get its right answer, the module must be loaded at the end, and the
 /// kernel must log no warning. The module's own KUnit suites, which ran at the first load, are
 /// filtered out for the reloads, so that they print nothing inside this suite.
