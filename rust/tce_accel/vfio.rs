@@ -477,57 +477,37 @@ pub(crate) unsafe extern "C" fn tce_accel_provider_release_group(
 ) {
     // SAFETY: By the function's safety requirements the table lives for the call.
     let table = unsafe { &*table.cast::<Table>() };
-    let id = grp as usize;
-    let retired = {
-        let reg = REGISTRY.lock();
-        let cur = table.attached().locked(&reg);
-        if !cur.iter().any(|a| a.hw.group_id() == id) {
-            return;
-        }
-        let mut tables = match KVec::with_capacity(cur.len(), GFP_KERNEL) {
-            Ok(t) => t,
-            Err(_) => {
-                return pr_warn!(
-                    "release: liobn {:#x}: out of memory\n",
-                    table.window().liobn()
-                )
-            }
-        };
-        for a in cur.iter().filter(|a| a.hw.group_id() != id) {
-            // Cannot fail: the capacity is there.
-            let _ = tables.push(a.clone(), GFP_KERNEL);
-        }
-        match table.attached().replace(tables) {
-            Ok(r) => r,
-            Err(_) => {
-                return pr_warn!(
-                    "release: liobn {:#x}: out of memory\n",
-                    table.window().liobn()
-                )
-            }
-        }
-    };
-    retired.free_later(table.vm());
+    match detach(table, grp as usize) {
+        Ok(Some(retired)) => retired.free_later(table.vm()),
+        Ok(None) => {}
+        Err(_) => pr_warn!(
+            "release: liobn {:#x}: out of memory, the group stays attached until the table is closed\n",
+            table.window().liobn()
+        ),
+    }
 }
 
 /// `TCE_ACCEL_DETACH_GROUP`.
 pub(crate) fn detach_ioctl(table: &Table, arg: usize) -> Result<isize> {
     let args = read_group_args(arg)?;
     let group = GroupRef::from_fd(args.group_fd, false)?;
-    let retired = {
-        let reg = REGISTRY.lock();
-        let cur = table.attached().locked(&reg);
-        if !cur.iter().any(|a| a.hw.group_id() == group.id()) {
-            return Err(ENOENT);
-        }
-        let mut tables = KVec::with_capacity(cur.len(), GFP_KERNEL)?;
-        for a in cur.iter().filter(|a| a.hw.group_id() != group.id()) {
-            tables.push(a.clone(), GFP_KERNEL)?;
-        }
-        table.attached().replace(tables)?
-    };
-    retired.free(table.vm());
+    detach(table, group.id())?.ok_or(ENOENT)?.free(table.vm());
     Ok(0)
+}
+
+/// Takes the group of identity `group` off `table`'s list: the retired list, which the caller
+/// frees after a grace period of the VM's SRCU, or `None` if the group is not attached.
+fn detach(table: &Table, group: usize) -> Result<Option<Retired>> {
+    let reg = REGISTRY.lock();
+    let cur = table.attached().locked(&reg);
+    if !cur.iter().any(|a| a.hw.group_id() == group) {
+        return Ok(None);
+    }
+    let mut tables = KVec::with_capacity(cur.len(), GFP_KERNEL)?;
+    for a in cur.iter().filter(|a| a.hw.group_id() != group) {
+        tables.push(a.clone(), GFP_KERNEL)?;
+    }
+    table.attached().replace(tables).map(Some)
 }
 
 /// `TCE_ACCEL_HW_ENTRY`: reads a hardware entry back, for tests and diagnosis.
