@@ -34,6 +34,19 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Neither the module nor KVM can create TCE tables for this VM.
+    #[error(
+        "this host cannot create TCE tables: {} does not exist and the VM has no \
+         KVM_CAP_SPAPR_TCE_64; load the tce_accel module (modprobe tce_accel) on a POWER KVM host",
+        crate::kernel::DEVICE_PATH
+    )]
+    NoTables {
+        /// Why KVM's capability could not be used: `KVM_CHECK_EXTENSION`'s error, or `None`
+        /// when KVM answered that the VM lacks it.
+        #[source]
+        source: Option<io::Error>,
+    },
+
     /// `KVM_CREATE_VM` failed.
     #[error("KVM refused to create a VM")]
     CreateVm {
@@ -575,7 +588,7 @@ impl Error {
             Error::InvalidWindow { .. } | Error::IndexOutsideWindow { .. } => EINVAL,
             Error::NotATable { .. } => EBADF,
             Error::GroupInUse { .. } | Error::HwPhbOverlap { .. } => EBUSY,
-            Error::NoSpaprV2 => ENODEV,
+            Error::NoSpaprV2 | Error::NoTables { .. } => ENODEV,
             Error::OpenDevice { source, .. }
             | Error::OpenKvm { source }
             | Error::CreateVm { source }

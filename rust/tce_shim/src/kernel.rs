@@ -1,5 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The kernel backend: tables created in `/dev/tce_accel` for a KVM VM, read through `mmap`.
+//! The kernel backend: a KVM VM's TCE tables, read through `mmap`.
+//!
+//! Where the tce_accel module is loaded, tables are created through `/dev/tce_accel` and are
+//! sparse: the module lists the pages that exist, and reading never allocates. Without the
+//! module the backend falls back to KVM's own tables (`KVM_CREATE_SPAPR_TCE_64`), which KVM's C
+//! code serves: they have no page list, so every page counts as present, and KVM allocates a
+//! page on any access of the mapping, a read included. [`TableKind`] tells the two apart.
 
 use std::collections::BTreeMap;
 use std::fs::{
@@ -35,6 +41,7 @@ use crate::table::{
     TableInfo,
     Tables, //
 };
+use crate::uapi::KVM_CAP_SPAPR_TCE_64;
 
 /// The path of the tce_accel device.
 pub const DEVICE_PATH: &str = "/dev/tce_accel";
@@ -52,13 +59,26 @@ fn io(e: Errno) -> std::io::Error {
     e.into()
 }
 
-/// A table of the tce_accel module: its file descriptor and, once needed, a shared mapping.
+/// Who serves a table, which decides what the backend can learn about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableKind {
+    /// The tce_accel module: `TCE_ACCEL_TABLE_INFO` and `TCE_ACCEL_TABLE_PAGES` answer, reads
+    /// of absent pages allocate nothing. This includes tables created through KVM while the
+    /// module serves KVM's tables (`takeover=1`).
+    Module,
+    /// KVM's C code (`arch/powerpc/kvm/book3s_64_vio.c`): no page list, every page counts as
+    /// present, and any access of the mapping allocates the page it touches.
+    Kvm,
+}
+
+/// A VM's TCE table: its file descriptor and, once needed, a shared mapping.
 ///
 /// The mapping is created on the first entry access and removed when the value is dropped;
 /// dropping the value also closes the file descriptor, which frees the table once no other
 /// descriptor or mapping of it remains.
 pub struct KernelTable {
     fd: OwnedFd,
+    kind: TableKind,
     params: WindowParams,
     page_size: u64,
     mapping_pages: u64,
@@ -73,26 +93,71 @@ impl KernelTable {
             Errno::NOTTY | Errno::INVAL | Errno::BADF => Error::NotATable { source: io(e) },
             e => Error::TableInfo { source: io(e) },
         })?;
-        let params = WindowParams::from(info.window);
+        Self::new(
+            fd,
+            TableKind::Module,
+            info.window.into(),
+            info.mapping_pages,
+        )
+    }
+
+    /// Takes a table file descriptor that `KVM_CREATE_SPAPR_TCE_64` returned for window
+    /// `params`. The module's tables answer `TCE_ACCEL_TABLE_INFO` and are taken as
+    /// [`TableKind::Module`] (their window must be `params`); KVM's own do not, and are taken
+    /// as [`TableKind::Kvm`], with the geometry of KVM's mapping: one u64 per entry, whole
+    /// host pages.
+    pub fn from_kvm_fd(fd: OwnedFd, params: WindowParams) -> Result<KernelTable> {
+        match sys::table_info(fd.as_fd()) {
+            Ok(info) => {
+                let window = WindowParams::from(info.window);
+                if window != params {
+                    return Err(Error::BadGeometry {
+                        size: window.size,
+                        mapping_pages: info.mapping_pages,
+                        page_size: sys::page_size(),
+                    });
+                }
+                Self::new(fd, TableKind::Module, window, info.mapping_pages)
+            }
+            Err(Errno::NOTTY) => {
+                let pages = params.size.div_ceil(sys::page_size() / 8);
+                Self::new(fd, TableKind::Kvm, params, pages)
+            }
+            Err(e) => Err(Error::TableInfo { source: io(e) }),
+        }
+    }
+
+    /// Checks that a mapping of `mapping_pages` host pages holds the window and fits a usize.
+    fn new(
+        fd: OwnedFd,
+        kind: TableKind,
+        params: WindowParams,
+        mapping_pages: u64,
+    ) -> Result<KernelTable> {
         let page_size = sys::page_size();
-        let fits = info
-            .mapping_pages
+        let fits = mapping_pages
             .checked_mul(page_size / 8)
             .is_some_and(|n| n >= params.size);
-        if !fits || usize::try_from(info.mapping_pages.saturating_mul(page_size)).is_err() {
+        if !fits || usize::try_from(mapping_pages.saturating_mul(page_size)).is_err() {
             return Err(Error::BadGeometry {
                 size: params.size,
-                mapping_pages: info.mapping_pages,
+                mapping_pages,
                 page_size,
             });
         }
         Ok(KernelTable {
             fd,
+            kind,
             params,
             page_size,
-            mapping_pages: info.mapping_pages,
+            mapping_pages,
             mapping: OnceLock::new(),
         })
+    }
+
+    /// Who serves the table.
+    pub fn kind(&self) -> TableKind {
+        self.kind
     }
 
     /// Returns the table's file descriptor.
@@ -123,6 +188,17 @@ impl KernelTable {
 
 impl Table for KernelTable {
     fn info(&self) -> Result<TableInfo> {
+        if self.kind == TableKind::Kvm {
+            // KVM reports nothing; what it allocates and charges follows from the window. It
+            // also charges its header and page-pointer array, whose size is KVM's own.
+            return Ok(TableInfo {
+                params: self.params,
+                host_page_size: self.page_size,
+                mapping_pages: self.mapping_pages,
+                present_pages: self.mapping_pages,
+                locked_pages: self.mapping_pages,
+            });
+        }
         let info =
             sys::table_info(self.fd.as_fd()).map_err(|e| Error::TableInfo { source: io(e) })?;
         Ok(TableInfo {
@@ -143,6 +219,15 @@ impl Table for KernelTable {
     }
 
     fn existing_pages(&self, start: u64, out: &mut [u64]) -> Result<usize> {
+        if self.kind == TableKind::Kvm {
+            // No page list: every page may hold entries, and reading it allocates it anyway.
+            let mut n = 0;
+            for (slot, page) in out.iter_mut().zip(start..self.mapping_pages) {
+                *slot = page;
+                n += 1;
+            }
+            return Ok(n);
+        }
         let n = sys::table_pages(self.fd.as_fd(), start, out)
             .map_err(|e| Error::TablePages { source: io(e) })?;
         // Guard against a module that breaks the promise of ascending pages in the table.
@@ -188,16 +273,29 @@ impl Table for KernelTable {
     }
 }
 
-/// The tce_accel tables of one KVM VM.
+/// The TCE tables of one KVM VM.
 pub struct KernelTables {
-    dev: File,
+    /// `/dev/tce_accel`, or `None` when the tables are created with `KVM_CREATE_SPAPR_TCE_64`.
+    dev: Option<File>,
     vm: OwnedFd,
     tables: BTreeMap<u64, Arc<KernelTable>>,
 }
 
 impl KernelTables {
-    /// Opens `/dev/tce_accel` for the VM of `vm` (a KVM VM file descriptor).
+    /// The tables of the VM of `vm` (a KVM VM file descriptor): the module's where
+    /// `/dev/tce_accel` exists ([`KernelTables::open_module`]), else KVM's own
+    /// ([`KernelTables::open_kvm`]).
     pub fn open(vm: OwnedFd) -> Result<KernelTables> {
+        if device_present() {
+            Self::open_module(vm)
+        } else {
+            Self::open_kvm(vm)
+        }
+    }
+
+    /// The tables of the VM of `vm`, created through `/dev/tce_accel`; fails with
+    /// [`Error::OpenDevice`] where the module is not loaded.
+    pub fn open_module(vm: OwnedFd) -> Result<KernelTables> {
         let dev = OpenOptions::new()
             .read(true)
             .write(true)
@@ -207,10 +305,33 @@ impl KernelTables {
                 source,
             })?;
         Ok(KernelTables {
-            dev,
+            dev: Some(dev),
             vm,
             tables: BTreeMap::new(),
         })
+    }
+
+    /// The tables of the VM of `vm`, created with KVM's `KVM_CREATE_SPAPR_TCE_64`: KVM's C
+    /// code serves them, or the module where it is loaded with `takeover=1`. Fails with
+    /// [`Error::NoTables`] where the VM lacks `KVM_CAP_SPAPR_TCE_64` (any host but POWER).
+    pub fn open_kvm(vm: OwnedFd) -> Result<KernelTables> {
+        match sys::kvm_check_extension(vm.as_fd(), KVM_CAP_SPAPR_TCE_64) {
+            Ok(n) if n > 0 => Ok(KernelTables {
+                dev: None,
+                vm,
+                tables: BTreeMap::new(),
+            }),
+            Ok(_) => Err(Error::NoTables { source: None }),
+            Err(e) => Err(Error::NoTables {
+                source: Some(io(e)),
+            }),
+        }
+    }
+
+    /// Tells whether new tables are created through `/dev/tce_accel` (`true`) or with
+    /// `KVM_CREATE_SPAPR_TCE_64`.
+    pub fn through_module(&self) -> bool {
+        self.dev.is_some()
     }
 
     /// Returns the VM's file descriptor.
@@ -228,18 +349,23 @@ impl Tables for KernelTables {
         if self.tables.contains_key(&liobn) {
             return Err(Error::LiobnBusy { liobn });
         }
-        let fd = sys::create_table(self.dev.as_fd(), self.vm.as_fd(), params.into()).map_err(
-            |e| match e {
-                Errno::BUSY => Error::LiobnBusy { liobn },
-                Errno::NOMEM => Error::NoMemory { liobn },
-                e => Error::CreateTable {
-                    liobn,
-                    source: io(e),
-                },
+        let created = match &self.dev {
+            Some(dev) => sys::create_table(dev.as_fd(), self.vm.as_fd(), params.into()),
+            None => sys::kvm_create_spapr_tce_64(self.vm.as_fd(), params.into()),
+        };
+        let fd = created.map_err(|e| match e {
+            Errno::BUSY => Error::LiobnBusy { liobn },
+            Errno::NOMEM => Error::NoMemory { liobn },
+            e => Error::CreateTable {
+                liobn,
+                source: io(e),
             },
-        )?;
+        })?;
         // On failure the new descriptor is dropped here, which frees the table.
-        let table = KernelTable::from_fd(fd)?;
+        let table = match self.dev {
+            Some(_) => KernelTable::from_fd(fd)?,
+            None => KernelTable::from_kvm_fd(fd, params)?,
+        };
         self.tables.insert(liobn, Arc::new(table));
         Ok(())
     }

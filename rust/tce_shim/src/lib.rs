@@ -53,7 +53,8 @@ pub use hw::{
 };
 pub use kernel::{
     KernelTable,
-    KernelTables, //
+    KernelTables,
+    TableKind, //
 };
 pub use saved::{
     restore,

@@ -50,6 +50,8 @@ use crate::uapi::{
     CREATE_TABLE_SIZE,
     GROUP_SIZE,
     HW_ENTRY_SIZE,
+    KVM_CHECK_EXTENSION,
+    KVM_CREATE_SPAPR_TCE_64,
     KVM_CREATE_VM,
     TABLE_PAGES_SIZE,
     TCE_ACCEL_ATTACH_GROUP,
@@ -272,6 +274,24 @@ pub fn kvm_create_vm(kvm: BorrowedFd<'_>, machine_type: u32) -> SysResult<OwnedF
     // SAFETY: KVM_CREATE_VM takes the machine type as an integer argument and returns a new VM
     // file descriptor; no user memory is involved.
     unsafe { owned_fd(int_ioctl(kvm, KVM_CREATE_VM, machine_type as usize)?) }
+}
+
+/// `KVM_CHECK_EXTENSION` on `/dev/kvm` or a VM: 0 if capability `cap` is missing, else a
+/// positive value whose meaning depends on the capability.
+pub fn kvm_check_extension(fd: BorrowedFd<'_>, cap: u32) -> SysResult<i32> {
+    // SAFETY: KVM_CHECK_EXTENSION takes the capability as an integer argument and returns an
+    // integer; no user memory is involved.
+    let n = unsafe { int_ioctl(fd, KVM_CHECK_EXTENSION, cap as usize)? };
+    Ok(n)
+}
+
+/// `KVM_CREATE_SPAPR_TCE_64` on a VM: one of KVM's own TCE tables (or the tce_accel module's,
+/// where the module is loaded with `takeover=1`); returns the table's file descriptor.
+pub fn kvm_create_spapr_tce_64(vm: BorrowedFd<'_>, window: RawWindow) -> SysResult<OwnedFd> {
+    let mut args = window;
+    // SAFETY: KVM_CREATE_SPAPR_TCE_64 reads a `struct kvm_create_spapr_tce_64`, whose layout
+    // `RawWindow` has (checked in `uapi`), and on success returns a new table descriptor.
+    unsafe { owned_fd(ptr_ioctl(vm, KVM_CREATE_SPAPR_TCE_64, &mut args)?) }
 }
 
 /// `pidfd_open(pid, 0)`; `None` for a value that is not a process ID.

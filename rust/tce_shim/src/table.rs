@@ -37,7 +37,9 @@ impl TableInfo {
 /// Entry indices count from the window's first entry (index 0 is bus address
 /// `offset << page_shift`). Reading never allocates a page; writing zero into a page that does
 /// not exist allocates nothing; writing any other value allocates the page, as the VMM's
-/// mapping or a hypercall would.
+/// mapping or a hypercall would. KVM's own tables (`crate::TableKind::Kvm`) are the exception:
+/// KVM allocates the page of any access, a read included, and lists no pages, so they are
+/// read whole.
 pub trait Table {
     /// Returns the table's parameters and memory use.
     fn info(&self) -> Result<TableInfo>;

@@ -128,6 +128,17 @@ pub const TCE_ACCEL_TABLE_PAGES: Opcode =
 /// `KVM_CREATE_VM`, on `/dev/kvm`: `_IO(KVMIO, 0x01)`; the argument is the machine type.
 pub const KVM_CREATE_VM: Opcode = opcode::none(KVMIO, 0x01);
 
+/// `KVM_CHECK_EXTENSION`, on `/dev/kvm` or a VM: `_IO(KVMIO, 0x03)`; the argument is the
+/// capability.
+pub const KVM_CHECK_EXTENSION: Opcode = opcode::none(KVMIO, 0x03);
+
+/// `KVM_CAP_SPAPR_TCE_64`: the VM can create TCE tables with `KVM_CREATE_SPAPR_TCE_64`.
+pub const KVM_CAP_SPAPR_TCE_64: u32 = 125;
+
+/// `KVM_CREATE_SPAPR_TCE_64`, on a VM: `_IOW(KVMIO, 0xa8, struct kvm_create_spapr_tce_64)`,
+/// whose layout [`RawWindow`] has; returns the new table's file descriptor.
+pub const KVM_CREATE_SPAPR_TCE_64: Opcode = opcode::write::<RawWindow>(KVMIO, 0xa8);
+
 /// `struct tce_accel_group`: the argument of `TCE_ACCEL_ATTACH_GROUP` and `_DETACH_GROUP`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]

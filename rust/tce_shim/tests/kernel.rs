@@ -38,6 +38,7 @@ use tce_shim::{
     KernelTables,
     Shim,
     Table,
+    TableKind,
     Tables,
     WindowParams, //
 };
@@ -119,8 +120,105 @@ fn a_missing_device_is_explained() {
         println!("note: a_missing_device_is_explained: skipped, no KVM here");
         return;
     };
-    let err = KernelTables::open(vm).err().unwrap();
+    let vm2 = vm.try_clone().unwrap();
+    let err = KernelTables::open_module(vm).err().unwrap();
+    assert!(matches!(err, Error::OpenDevice { .. }), "{err}");
     assert!(err.to_string().contains("modprobe tce_accel"), "{err}");
+    // Without the module, `open` falls back to KVM's tables, or says that there are none.
+    match KernelTables::open(vm2) {
+        Ok(tables) => assert!(!tables.through_module()),
+        Err(err) => {
+            assert!(matches!(err, Error::NoTables { .. }), "{err}");
+            assert!(err.to_string().contains("modprobe tce_accel"), "{err}");
+        }
+    }
+}
+
+/// The value of the loaded module's `takeover` parameter: whether KVM's tables are the module's.
+fn module_takes_over() -> bool {
+    std::fs::read_to_string("/sys/module/tce_accel/parameters/takeover")
+        .is_ok_and(|v| v.trim() == "Y")
+}
+
+/// A VM's tables created through KVM (`KernelTables::open_kvm`); `None`, with a note, where the
+/// VM lacks `KVM_CAP_SPAPR_TCE_64`. `TCE_REQUIRE_KVM_TABLES=1` turns that into a failure.
+fn kvm_tables(test: &str) -> Option<KernelTables> {
+    let required = std::env::var_os("TCE_REQUIRE_KVM_TABLES").is_some();
+    let machine_type = std::env::var("TCE_KVM_VM_TYPE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let opened = create_vm_of_type(machine_type).and_then(KernelTables::open_kvm);
+    match opened {
+        Ok(tables) => Some(tables),
+        Err(e) => {
+            assert!(!required, "{test}: TCE_REQUIRE_KVM_TABLES is set: {e}");
+            println!("note: {test}: skipped, no KVM TCE tables here: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn kvm_tables_back_the_shim_when_the_module_does_not() {
+    let _g = serial();
+    let start = usage();
+    let test = "kvm_tables_back_the_shim_when_the_module_does_not";
+    let Some(tables) = kvm_tables(test) else {
+        return;
+    };
+    assert!(!tables.through_module());
+    // With the module loaded and `takeover=1`, KVM hands the tables to the module.
+    let want = if module_takes_over() {
+        TableKind::Module
+    } else {
+        TableKind::Kvm
+    };
+    println!("{test}: KVM's tables are served by {want:?}");
+    let mut shim = Shim::with_phbs(tables, &[PhbDesc::simulator_default(BUID, LIOBN)]).unwrap();
+    let (h, l) = ((BUID >> 32) as u32, BUID as u32);
+    let before = usage();
+
+    // A 2^16-entry DDW of 64 KiB pages: eight 64 KiB pages of KVM's table, or 128 of 4 KiB.
+    let query = call(&mut shim, RtasCall::Query, &[0, h, l], 5);
+    assert_eq!(query[0], 0, "query: {query:x?}");
+    let created = call(&mut shim, RtasCall::Create, &[0, h, l, 16, 32], 4);
+    assert_eq!(created[..2], [0, LIOBN + 1], "create: {created:x?}");
+    let table = shim.tables().table((LIOBN + 1).into()).unwrap();
+    assert_eq!(table.kind(), want);
+    let info = table.info().unwrap();
+    assert_eq!(info.params.size, 1 << 16);
+    assert_eq!(info.mapping_pages * info.entries_per_page(), 1 << 16);
+    table.write(7, 0x1_0003).unwrap();
+    table.write((1 << 16) - 1, 0x2_0001).unwrap();
+    assert_eq!(table.read(7).unwrap(), 0x1_0003);
+    assert_eq!(table.read(8).unwrap(), 0);
+    assert!(matches!(
+        table.read(1 << 16),
+        Err(Error::IndexOutsideWindow { .. })
+    ));
+    let saved_table = saved::save(&table).unwrap();
+    assert_eq!(
+        saved_table.entries(),
+        [(7, 0x1_0003), ((1 << 16) - 1, 0x2_0001)]
+    );
+    drop(table);
+
+    // KVM's own errno for a LIOBN that is taken, through a second set of tables of the VM.
+    let vm2 = shim.tables().vm_fd().try_clone_to_owned().unwrap();
+    let mut other = KernelTables::open_kvm(vm2).unwrap();
+    let err = other
+        .create(WindowParams::new((LIOBN + 1).into(), 12, 0, 16))
+        .unwrap_err();
+    assert!(matches!(err, Error::LiobnBusy { .. }), "{err}");
+    drop(other);
+
+    let removed = call(&mut shim, RtasCall::Remove, &[LIOBN + 1], 1);
+    assert_eq!(removed[0], 0);
+    assert_eq!(usage(), before);
+    assert_eq!(call(&mut shim, RtasCall::Reset, &[0, h, l], 1)[0], 0);
+    drop(shim);
+    assert_eq!(usage(), start);
 }
 
 #[test]
@@ -369,6 +467,8 @@ fn ioctl_numbers_are_pinned_for_this_architecture() {
         u64::from(uapi::TCE_ACCEL_TABLE_INFO),
         u64::from(uapi::TCE_ACCEL_TABLE_PAGES),
         u64::from(uapi::KVM_CREATE_VM),
+        u64::from(uapi::KVM_CHECK_EXTENSION),
+        u64::from(uapi::KVM_CREATE_SPAPR_TCE_64),
         u64::from(uapi::TCE_ACCEL_ATTACH_GROUP),
         u64::from(uapi::TCE_ACCEL_DETACH_GROUP),
         u64::from(uapi::TCE_ACCEL_HW_ENTRY),
@@ -393,6 +493,8 @@ fn ioctl_numbers_are_pinned_for_this_architecture() {
         0x8040_B901,
         0xC020_B902,
         0xAE01,
+        0xAE03,
+        0x4020_AEA8,
         0x4010_B903,
         0x4010_B904,
         0xC028_B905,
@@ -414,6 +516,8 @@ fn ioctl_numbers_are_pinned_for_this_architecture() {
         0x4040_B901,
         0xC020_B902,
         0x2000_AE01,
+        0x2000_AE03,
+        0x8020_AEA8,
         0x8010_B903,
         0x8010_B904,
         0xC028_B905,

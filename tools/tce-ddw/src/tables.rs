@@ -52,7 +52,7 @@ use crate::{
 pub enum Vm {
     /// A simulated VM in this process.
     Sim(SimTables),
-    /// A KVM VM with tce_accel tables.
+    /// A KVM VM's tables: the module's, or KVM's own where the module is not loaded.
     Kernel(KernelTables),
 }
 

@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 23] = [
+pub const NAMES: [&str; 24] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -44,6 +44,7 @@ pub const NAMES: [&str; 23] = [
     "one_vm_stalls_no_other",
     "kvm_tables_follow_takeover",
     "unload",
+    "shim_without_module",
     "kmemleak",
 ];
 
@@ -55,8 +56,10 @@ pub const FIRST_RUNNER: usize = 1;
 pub const LAST_RUNNER: usize = 20;
 /// Index of `unload`, run by PID 1 after the runner has exited.
 pub const UNLOAD: usize = 21;
-/// Index of `kmemleak`, run by PID 1 after `unload`.
-pub const KMEMLEAK: usize = 22;
+/// Index of `shim_without_module`, run by PID 1 after `unload`.
+pub const SHIM_WITHOUT_MODULE: usize = 22;
+/// Index of `kmemleak`, run by PID 1 after `shim_without_module`.
+pub const KMEMLEAK: usize = 23;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -939,33 +942,81 @@ const SHIM_TESTS: &str = "/tce-shim-tests";
 /// (rust/tce_shim/tests/kernel.rs) run against the real module: RTAS window setup through
 /// `/dev/tce_accel`, sparse save and restore, and no fd or locked memory left behind.
 fn shim_kernel_backend(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    let mut env = vec![("TCE_REQUIRE_MODULE", "1")];
+    if cfg!(target_arch = "powerpc64") {
+        env.push(("TCE_REQUIRE_KVM_TABLES", "1"));
+    }
+    let (ok, lines) = run_shim_tests(&[], &env)?;
+    for line in &lines {
+        cx.diag(line);
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Stop::Fail(format!("{SHIM_TESTS} failed")))
+    }
+}
+
+/// Runs the shim's kernel-backend tests (one at a time, `filters` as test name filters) with
+/// extra environment `env`; returns whether they passed and what to log: each `test` line, and
+/// on failure the end of the error output.
+fn run_shim_tests(filters: &[&str], env: &[(&str, &str)]) -> Result<(bool, Vec<String>), Stop> {
     if !std::path::Path::new(SHIM_TESTS).exists() {
         return Err(Stop::Fail(format!("{SHIM_TESTS} is not in the initramfs")));
     }
     let out = std::process::Command::new(SHIM_TESTS)
         .arg("--test-threads=1")
-        .env("TCE_REQUIRE_MODULE", "1")
+        .args(filters)
+        .envs(env.iter().copied())
         .output()
         .map_err(|e| Stop::Fail(format!("cannot run {SHIM_TESTS}: {}", describe(&e))))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    for line in stdout.lines().filter(|l| l.starts_with("test ")) {
-        cx.diag(line);
-    }
+    let mut lines: Vec<String> = stdout
+        .lines()
+        .filter(|l| l.starts_with("test ") || l.starts_with("note: "))
+        .map(str::to_owned)
+        .collect();
     if out.status.success() && stdout.lines().any(|l| l.starts_with("test result: ok.")) {
-        return Ok(());
+        return Ok((true, lines));
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for line in stderr
-        .lines()
-        .rev()
-        .take(12)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-    {
-        cx.diag(line);
+    let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
+    lines.extend(tail.into_iter().rev().map(str::to_owned));
+    lines.push(format!("{SHIM_TESTS}: {}", out.status));
+    Ok((false, lines))
+}
+
+/// `shim_without_module`, run by PID 1 after `unload`: with the module gone, the shim falls back
+/// to KVM's own tables (`KVM_CREATE_SPAPR_TCE_64`): RTAS window setup, entries written and read
+/// back through the mapping, a dense save, KVM's errno for a taken LIOBN, nothing left behind;
+/// and the strict module-only open explains what to load. Only powerpc has KVM's tables.
+pub fn shim_without_module(module_loaded: bool) -> (Outcome, Vec<String>) {
+    if !cfg!(target_arch = "powerpc64") {
+        return (Outcome::skip("KVM has TCE tables only on powerpc"), vec![]);
     }
-    Err(Stop::Fail(format!("{SHIM_TESTS} failed ({})", out.status)))
+    if module_loaded && std::path::Path::new(DEVICE).exists() {
+        return (Outcome::skip("needs unload"), vec![]);
+    }
+    let filters = [
+        "kvm_tables_back_the_shim_when_the_module_does_not",
+        "a_missing_device_is_explained",
+    ];
+    let name = NAMES[SHIM_WITHOUT_MODULE];
+    match run_shim_tests(&filters, &[("TCE_REQUIRE_KVM_TABLES", "1")]) {
+        Err(Stop::Fail(f)) | Err(Stop::Skip(f)) => (Outcome::fail(f), vec![]),
+        Ok((ok, lines)) => {
+            let diags = lines.iter().map(|l| ktap::diag_line(1, name, l)).collect();
+            let ran = lines.iter().filter(|l| l.ends_with("... ok")).count();
+            if ok && ran == filters.len() {
+                (Outcome::pass(), diags)
+            } else {
+                (
+                    Outcome::fail(format!("{SHIM_TESTS}: {ran} of {} passed", filters.len())),
+                    diags,
+                )
+            }
+        }
+    }
 }
 
 /// The DDW tool, put in the initramfs by scripts/qemu-test.sh.
@@ -1623,6 +1674,7 @@ mod tests {
         assert_eq!(NAMES[FIRST_RUNNER], "open_device");
         assert_eq!(NAMES[LAST_RUNNER], "kvm_tables_follow_takeover");
         assert_eq!(NAMES[UNLOAD], "unload");
+        assert_eq!(NAMES[SHIM_WITHOUT_MODULE], "shim_without_module");
         assert_eq!(NAMES[KMEMLEAK], "kmemleak");
         assert_eq!(UNLOAD, LAST_RUNNER + 1);
         assert_eq!(KMEMLEAK, NAMES.len() - 1);

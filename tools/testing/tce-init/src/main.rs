@@ -21,7 +21,9 @@ use std::os::fd::{AsRawFd, IntoRawFd};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
-use cases::{State, Tx, FIRST_RUNNER, KMEMLEAK, LAST_RUNNER, NAMES, SUITE, UNLOAD};
+use cases::{
+    State, Tx, FIRST_RUNNER, KMEMLEAK, LAST_RUNNER, NAMES, SHIM_WITHOUT_MODULE, SUITE, UNLOAD,
+};
 use cmdline::Config;
 use ktap::{emit, Msg, Outcome, Stats, Status};
 
@@ -341,6 +343,11 @@ fn main() {
         emit(&d);
     }
     suite.report(UNLOAD, &unload, Stats::default());
+    let (fallback, diags) = cases::shim_without_module(module_loaded);
+    for d in diags {
+        emit(&d);
+    }
+    suite.report(SHIM_WITHOUT_MODULE, &fallback, Stats::default());
     // Leaks of the module show once it is gone: after the unload.
     let (leaks, diags) = kmemleak::check(NAMES[KMEMLEAK]);
     for d in diags {
