@@ -97,6 +97,7 @@ mod ffi {
         ) -> c_int;
         pub(super) fn tce_glue_group_put(group: *mut c_void);
         pub(super) fn tce_glue_group_windows() -> c_uint;
+        pub(super) fn tce_glue_group_v2(group: *mut c_void) -> bool;
         pub(super) fn tce_glue_hw_get(
             group: *mut c_void,
             i: c_uint,
@@ -747,6 +748,13 @@ impl GroupRef {
             offset,
             size,
         }))
+    }
+
+    /// Whether the group is in a VFIO sPAPR TCE v2 container, the only kind whose hardware
+    /// tables may be attached: a v1 container would unpin the pages the module maps.
+    pub(crate) fn in_v2_container(&self) -> bool {
+        // SAFETY: By the type invariant the group lives.
+        unsafe { ffi::tce_glue_group_v2(self.group.as_ptr()) }
     }
 
     /// How many hardware windows a group may have.

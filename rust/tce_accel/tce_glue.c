@@ -682,6 +682,17 @@ unsigned int tce_glue_group_windows(void)
  * Takes a reference to hardware window @i of @group and returns its geometry (entries of
  * 1 << *page_shift bytes, the first one *offset). -ENOENT: no usable window there.
  */
+/*
+ * Whether the group is in a VFIO sPAPR TCE v2 container (patches/0004): only such a container
+ * pins guest memory through preregistration, which the module's updates account for.
+ */
+bool tce_glue_group_v2(void *group)
+{
+	struct iommu_table_group *tg = iommu_group_get_iommudata(group);
+
+	return tg && READ_ONCE(tg->v2_owned);
+}
+
 int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,
 		    u64 *offset, u64 *size)
 {
@@ -906,6 +917,11 @@ void tce_glue_group_put(void *group)
 unsigned int tce_glue_group_windows(void)
 {
 	return 0;
+}
+
+bool tce_glue_group_v2(void *group)
+{
+	return false;
 }
 
 int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,

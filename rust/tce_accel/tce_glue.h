@@ -49,6 +49,7 @@ void tce_glue_cond_resched(void);
 int tce_glue_group_get(int fd, bool need_owner, void **group);
 void tce_glue_group_put(void *group);
 unsigned int tce_glue_group_windows(void);
+bool tce_glue_group_v2(void *group);
 int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,
 		    u64 *offset, u64 *size);
 void tce_glue_hw_put(void *hw);

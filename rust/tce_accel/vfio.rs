@@ -342,6 +342,13 @@ enum Via {
 
 /// Attaches `group`'s hardware window that matches `table`'s.
 fn attach(table: &Table, group: &GroupRef, via: Via) -> Result {
+    if !group.in_v2_container() {
+        pr_debug!(
+            "attach: liobn {:#x}: the group is not in a VFIO sPAPR TCE v2 container\n",
+            table.window().liobn()
+        );
+        return Err(EINVAL);
+    }
     if via == Via::Kvm {
         let reg = REGISTRY.lock();
         if table

@@ -42,6 +42,7 @@ use crate::uapi::{
     RawWindow,
     TableInfoArgs,
     TablePagesArgs,
+    VfioDmaUnmap,
     VfioGroupStatus,
     VfioSpaprRegisterMemory,
     VfioSpaprTceCreate,
@@ -64,11 +65,13 @@ use crate::uapi::{
     VFIO_GET_API_VERSION,
     VFIO_GROUP_GET_STATUS,
     VFIO_GROUP_SET_CONTAINER,
+    VFIO_IOMMU_ENABLE,
     VFIO_IOMMU_SPAPR_REGISTER_MEMORY,
     VFIO_IOMMU_SPAPR_TCE_CREATE,
     VFIO_IOMMU_SPAPR_TCE_GET_INFO,
     VFIO_IOMMU_SPAPR_TCE_REMOVE,
     VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY,
+    VFIO_IOMMU_UNMAP_DMA,
     VFIO_SET_IOMMU, //
 };
 
@@ -266,6 +269,27 @@ pub fn vfio_spapr_remove(container: BorrowedFd<'_>, start_addr: u64) -> SysResul
     // SAFETY: VFIO_IOMMU_SPAPR_TCE_REMOVE reads a `struct vfio_iommu_spapr_tce_remove`, which
     // `VfioSpaprTceRemove` is.
     unsafe { ptr_ioctl(container, VFIO_IOMMU_SPAPR_TCE_REMOVE, &mut args)? };
+    Ok(())
+}
+
+/// `VFIO_IOMMU_ENABLE` on a v1 VFIO container.
+pub fn vfio_enable(container: BorrowedFd<'_>) -> SysResult<()> {
+    // SAFETY: VFIO_IOMMU_ENABLE takes no argument.
+    unsafe { int_ioctl(container, VFIO_IOMMU_ENABLE, 0)? };
+    Ok(())
+}
+
+/// `VFIO_IOMMU_UNMAP_DMA` on a VFIO container: clears `size` bytes of bus addresses at `iova`.
+pub fn vfio_unmap_dma(container: BorrowedFd<'_>, iova: u64, size: u64) -> SysResult<()> {
+    let mut args = VfioDmaUnmap {
+        argsz: std::mem::size_of::<VfioDmaUnmap>() as u32,
+        flags: 0,
+        iova,
+        size,
+    };
+    // SAFETY: VFIO_IOMMU_UNMAP_DMA reads (and may write back) a
+    // `struct vfio_iommu_type1_dma_unmap`, which `VfioDmaUnmap` is.
+    unsafe { ptr_ioctl(container, VFIO_IOMMU_UNMAP_DMA, &mut args)? };
     Ok(())
 }
 

@@ -202,6 +202,10 @@ pub const VFIO_API_VERSION: i32 = 0;
 /// `VFIO_SPAPR_TCE_v2_IOMMU`: the sPAPR TCE IOMMU with dynamic windows and preregistration.
 pub const VFIO_SPAPR_TCE_V2_IOMMU: u32 = 7;
 
+/// `VFIO_SPAPR_TCE_IOMMU`: the first sPAPR TCE IOMMU, which pins each page it maps; its groups'
+/// tables may not be attached to a guest's window.
+pub const VFIO_SPAPR_TCE_IOMMU: u32 = 2;
+
 /// `VFIO_GROUP_FLAGS_VIABLE`: every device of the group is bound to a VFIO driver (or none).
 pub const VFIO_GROUP_FLAGS_VIABLE: u32 = 1 << 0;
 
@@ -297,8 +301,23 @@ pub struct VfioSpaprTceRemove {
     pub start_addr: u64,
 }
 
+/// `struct vfio_iommu_type1_dma_unmap`, the argument of `VFIO_IOMMU_UNMAP_DMA`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VfioDmaUnmap {
+    /// `sizeof(struct vfio_iommu_type1_dma_unmap)`.
+    pub argsz: u32,
+    /// Must be 0.
+    pub flags: u32,
+    /// The first bus address to clear.
+    pub iova: u64,
+    /// How many bytes to clear.
+    pub size: u64,
+}
+
 const _: () = assert!(
-    std::mem::size_of::<VfioGroupStatus>() == 8
+    std::mem::size_of::<VfioDmaUnmap>() == 24
+        && std::mem::size_of::<VfioGroupStatus>() == 8
         && std::mem::size_of::<VfioSpaprTceInfo>() == 32
         && std::mem::size_of::<VfioSpaprRegisterMemory>() == 24
         && std::mem::size_of::<VfioSpaprTceCreate>() == 40
@@ -319,6 +338,10 @@ pub const VFIO_GROUP_SET_CONTAINER: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE +
 pub const VFIO_GROUP_UNSET_CONTAINER: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE + 5);
 /// `VFIO_IOMMU_SPAPR_TCE_GET_INFO`, on the container: `_IO(';', 112)`.
 pub const VFIO_IOMMU_SPAPR_TCE_GET_INFO: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE + 12);
+/// `VFIO_IOMMU_UNMAP_DMA`, on the container: `_IO(';', 114)`.
+pub const VFIO_IOMMU_UNMAP_DMA: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE + 14);
+/// `VFIO_IOMMU_ENABLE`, on a v1 container: `_IO(';', 115)`.
+pub const VFIO_IOMMU_ENABLE: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE + 15);
 /// `VFIO_IOMMU_SPAPR_REGISTER_MEMORY`, on the container: `_IO(';', 117)`.
 pub const VFIO_IOMMU_SPAPR_REGISTER_MEMORY: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE + 17);
 /// `VFIO_IOMMU_SPAPR_UNREGISTER_MEMORY`, on the container: `_IO(';', 118)`.

@@ -46,6 +46,7 @@ use crate::uapi::{
     VFIO_API_VERSION,
     VFIO_GROUP_FLAGS_CONTAINER_SET,
     VFIO_GROUP_FLAGS_VIABLE,
+    VFIO_SPAPR_TCE_IOMMU,
     VFIO_SPAPR_TCE_V2_IOMMU, //
 };
 
@@ -245,6 +246,29 @@ pub struct Container {
 impl Container {
     /// Opens `/dev/vfio/vfio`, puts `groups` in it and sets the sPAPR TCE v2 IOMMU.
     pub fn new(groups: Vec<Group>) -> Result<Container> {
+        Self::with_iommu(groups, VFIO_SPAPR_TCE_V2_IOMMU, "sPAPR TCE v2")
+    }
+
+    /// As [`Container::new`], with the first sPAPR TCE IOMMU (v1), enabled, and its default
+    /// 32-bit window created. The host refuses to attach such a group's tables to a guest's
+    /// window; this is for tests of that refusal.
+    pub fn new_v1(groups: Vec<Group>) -> Result<Container> {
+        let c = Self::with_iommu(groups, VFIO_SPAPR_TCE_IOMMU, "sPAPR TCE v1")?;
+        let container = |ioctl| {
+            move |e| Error::Vfio {
+                ioctl,
+                what: "the VFIO v1 container".into(),
+                source: io(e),
+            }
+        };
+        sys::vfio_enable(c.fd()).map_err(container("VFIO_IOMMU_ENABLE"))?;
+        // The default window exists once something is mapped or unmapped; clearing one
+        // unmapped page at bus address 0 creates it.
+        sys::vfio_unmap_dma(c.fd(), 0, 4096).map_err(container("VFIO_IOMMU_UNMAP_DMA"))?;
+        Ok(c)
+    }
+
+    fn with_iommu(groups: Vec<Group>, iommu: u32, name: &'static str) -> Result<Container> {
         let file = File::options()
             .read(true)
             .write(true)
@@ -272,7 +296,7 @@ impl Container {
                 )),
             });
         }
-        let v2 = sys::vfio_check_extension(fd.as_fd(), VFIO_SPAPR_TCE_V2_IOMMU)
+        let v2 = sys::vfio_check_extension(fd.as_fd(), iommu)
             .map_err(container("VFIO_CHECK_EXTENSION"))?;
         if v2 <= 0 {
             return Err(Error::NoSpaprV2);
@@ -285,8 +309,11 @@ impl Container {
             })?;
         }
         // The IOMMU can be set only once a group is in the container.
-        sys::vfio_set_iommu(fd.as_fd(), VFIO_SPAPR_TCE_V2_IOMMU)
-            .map_err(container("VFIO_SET_IOMMU (sPAPR TCE v2)"))?;
+        sys::vfio_set_iommu(fd.as_fd(), iommu).map_err(|e| Error::Vfio {
+            ioctl: "VFIO_SET_IOMMU",
+            what: format!("the VFIO container ({name})"),
+            source: io(e),
+        })?;
         Ok(Container { groups, fd })
     }
 

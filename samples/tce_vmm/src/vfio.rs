@@ -304,6 +304,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     if vfio::bind_to_vfio_pci(&opts.device)? {
         println!("tce-vmm: vfio: bound {} to vfio-pci", opts.device);
     }
+    check_v1_refused(&opts.device, &mut found)?;
     let group = Group::open_pci(&opts.device)?;
     let gnum = group.number();
     progress::step(format!("setting up a VFIO container for group {gnum}"));
@@ -526,6 +527,72 @@ pub fn run(opts: &Options) -> Result<bool> {
         started.elapsed().as_secs_f64()
     );
     Ok(found.failures.is_empty())
+}
+
+/// A group in a VFIO sPAPR TCE v1 container is refused, by the module's own attach and by the
+/// KVM-VFIO device's, even for a window that matches the container's default window exactly:
+/// v1 unpins whatever its tables hold when it clears them, pages the module mapped included. A
+/// group that the KVM-VFIO device knew but never gave a table leaves it without a warning
+/// (checked by tce-init in the kernel log). The group is closed again at the end, so that the
+/// caller can put it in a v2 container.
+fn check_v1_refused(device: &str, found: &mut Findings) -> Result<()> {
+    progress::step("attaching a group of a VFIO v1 container, which must fail".into());
+    let container = Container::new_v1(vec![Group::open_pci(device)?])?;
+    let info = container.info()?;
+    let gfd = container.groups()[0].fd();
+    let vmm = Vmm::without_shim()?;
+    // The v1 default window: 4 KiB pages over the 32-bit window.
+    let params = WindowParams::new(
+        0x7100_0001,
+        12,
+        info.dma32_start >> 12,
+        info.dma32_size >> 12,
+    );
+    let mut tables = vmm.scratch_tables()?;
+    tables.create(params)?;
+    let table = tables.table(params.liobn)?;
+    expect_errno(
+        found,
+        "attaching the group of a v1 container with TCE_ACCEL_ATTACH_GROUP",
+        vfio::attach_group(table.fd(), gfd),
+        Errno::INVAL,
+    );
+    let kvm_params = WindowParams {
+        liobn: 0x7100_0002,
+        ..params
+    };
+    let kvm_table = vmm.create_kvm_table(&kvm_params)?;
+    let dev = vmm.create_vfio_device()?;
+    dev.add_group(gfd)?;
+    let set = dev.set_spapr_tce(gfd, std::os::fd::AsFd::as_fd(&kvm_table));
+    expect_errno(
+        found,
+        "attaching the group of a v1 container through the KVM-VFIO device",
+        set.map_err(|e| errno_of(&e)),
+        Errno::INVAL,
+    );
+    dev.del_group(gfd)?;
+    // Known to the device, never given a table, then removed. (Closing the VM would release it
+    // the same way, but later than the v2 container below needs the group.)
+    dev.add_group(gfd)?;
+    dev.del_group(gfd)?;
+    println!(
+        "tce-vmm: vfio: a v1 container's group (window {:#x} entries of 4 KiB at {:#x}) was \
+         refused by both attaches",
+        params.size,
+        params.offset << 12
+    );
+    Ok(())
+}
+
+/// The errno of a failed ioctl, or `EIO` for any other error.
+fn errno_of(e: &Error) -> Errno {
+    match e {
+        Error::Ioctl { source, .. } => source
+            .raw_os_error()
+            .map_or(Errno::IO, Errno::from_raw_os_error),
+        _ => Errno::IO,
+    }
 }
 
 /// The host's safety rule, before anything is mapped: a guest page that the VMM has not

@@ -242,6 +242,11 @@ impl Vmm {
         self.shim()?.tables().hw_window(liobn)
     }
 
+    /// Creates the VM's KVM-VFIO device, for tests of how KVM attaches groups to tables.
+    pub fn create_vfio_device(&self) -> Result<crate::kvm::KvmVfio> {
+        self.vm.create_vfio_device()
+    }
+
     /// A set of `tce_accel` tables of the VM outside the shim and its PHB, for tests of bad
     /// input; its tables close when it is dropped.
     pub fn scratch_tables(&self) -> Result<KernelTables> {

@@ -1334,8 +1334,10 @@ fn vfio_unavailable() -> Option<String> {
     None
 }
 
-/// `vfio_attach`: `tce-vmm vfio`: the guest's DMA window gets the VFIO group of an emulated PCI
-/// device attached through `TCE_ACCEL_ATTACH_GROUP`; the guest's TCE hypercalls must update
+/// `vfio_attach`: `tce-vmm vfio`: a group of a VFIO v1 container is refused by both attaches
+/// (the module's and the KVM-VFIO device's), and the KVM-VFIO device releases a group it
+/// never gave a table without a kernel warning; then the guest's DMA window gets the VFIO
+/// group of an emulated PCI device attached through `TCE_ACCEL_ATTACH_GROUP`; the guest's TCE hypercalls must update
 /// the hardware table (every entry read back with `TCE_ACCEL_HW_ENTRY` and compared with the
 /// host physical address of the guest page), bad attaches must fail with their errno, and
 /// after the guest removes the window the guest RAM must unregister (no page left mapped).
@@ -1343,7 +1345,23 @@ fn vfio_attach(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     if let Some(why) = vfio_unavailable() {
         return Err(Stop::Skip(why));
     }
+    let mut kmsg = sys::Kmsg::open_at_end().or_fail(|| "open /dev/kmsg".into())?;
     let (ok, lines) = run_vmm(cx, &["vfio", "--device", VFIO_DEVICE])?;
+    // A group that the KVM-VFIO device knew but never gave a table used to warn on release.
+    let problems: Vec<String> = kmsg
+        .new_kernel_messages()
+        .into_iter()
+        .filter(|m| kernel_problem(m))
+        .collect();
+    for p in problems.iter().take(20) {
+        cx.diag(&format!("kernel: {p}"));
+    }
+    if let Some(first) = problems.first() {
+        cx.fail(format!(
+            "the kernel logged {} problem lines, the first: {first}",
+            problems.len()
+        ));
+    }
     vmm_verdict(ok, &lines, "vfio")
 }
 
