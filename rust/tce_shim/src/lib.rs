@@ -7,8 +7,9 @@
 //! the guest's big-endian cells, checks them, and creates or removes one guest-view TCE table
 //! per window through a [`Tables`] backend:
 //!
-//! - [`KernelTables`]: tables of the `tce_accel` kernel module (`/dev/tce_accel`), created for
-//!   a KVM VM file descriptor and read and written through a shared mapping;
+//! - [`KernelTables`]: tables of a KVM VM file descriptor, read and written through a shared
+//!   mapping: the `tce_accel` kernel module's (`/dev/tce_accel`), or KVM's own
+//!   (`KVM_CREATE_SPAPR_TCE_64`) where the module is not loaded;
 //! - [`SimTables`]: the same engine tables in this process, on tce-sim's simulated host, for
 //!   tests, tools and machines without the module.
 //!
