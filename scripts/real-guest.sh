@@ -132,7 +132,7 @@ PY
 
 append="console=hvc0 panic=-1 quiet"
 # The debug kernel hunts leaks and corruption in the module: the module's path only.
-[ "$name" = ppc64le-debug ] && append+=" slub_debug=FZPU rg.paths=${TCE_REAL_GUEST_PATHS:-accel}"
+[ "$name" = ppc64le-debug ] && append+=" slub_debug=FZPU panic_on_warn=1 rg.paths=${TCE_REAL_GUEST_PATHS:-accel}"
 [ "$name" = ppc64le ] && append+=" rg.paths=${TCE_REAL_GUEST_PATHS:-accel,c}"
 logf="$build/real-guest.log"
 log "booting the emulated POWER host; log: $logf"

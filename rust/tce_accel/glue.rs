@@ -97,6 +97,7 @@ mod ffi {
         ) -> c_int;
         pub(super) fn tce_glue_group_put(group: *mut c_void);
         pub(super) fn tce_glue_group_windows() -> c_uint;
+        pub(super) fn tce_glue_max_tables_per_vm() -> c_uint;
         pub(super) fn tce_glue_group_v2(group: *mut c_void) -> bool;
         pub(super) fn tce_glue_hw_get(
             group: *mut c_void,
@@ -394,6 +395,12 @@ pub(crate) fn install_table<T>(table: Arc<T>) -> Result<i32> {
         return Err(Error::from_errno(fd));
     }
     Ok(fd)
+}
+
+/// The `max_tables_per_vm` parameter: how many tables one VM may have at once.
+pub(crate) fn max_tables_per_vm() -> usize {
+    // SAFETY: Always safe to call.
+    unsafe { ffi::tce_glue_max_tables_per_vm() as usize }
 }
 
 /// Makes the module the provider of KVM's TCE tables, if the `takeover` parameter says so (a
@@ -790,7 +797,9 @@ pub(crate) struct HwRef {
     size: u64,
 }
 
-// SAFETY: The C side serialises every access to the table with its mutex.
+// SAFETY: The C side serialises every access to the table's entries and user addresses with
+// the table's `it_ext_lock`, which VFIO takes too (patches/0005), and the references it holds
+// keep the table and the group alive until `Drop`.
 unsafe impl Send for HwRef {}
 // SAFETY: As above.
 unsafe impl Sync for HwRef {}

@@ -180,7 +180,7 @@ impl KHost {
     /// A host charging the caller's address space (nothing in a kernel thread).
     pub(crate) fn current() -> Result<Self> {
         let mm = match MmRef::current() {
-            Some(mm) => Some(Arc::new(mm, GFP_KERNEL)?),
+            Some(mm) => Some(Arc::new(mm, GFP_KERNEL_ACCOUNT)?),
             None => None,
         };
         Ok(Self { mm })
@@ -189,7 +189,7 @@ impl KHost {
     /// A host charging `vm`'s address space, as KVM charges a VM's tables.
     pub(crate) fn for_vm(vm: &VmRef) -> Result<Self> {
         Ok(Self {
-            mm: Some(Arc::new(vm.mm()?, GFP_KERNEL)?),
+            mm: Some(Arc::new(vm.mm()?, GFP_KERNEL_ACCOUNT)?),
         })
     }
 }
@@ -213,7 +213,7 @@ impl Host for KHost {
     }
 
     fn alloc_lock(&self) -> Result<KLock, AllocError> {
-        KBox::pin_init(new_spinlock!(()), GFP_KERNEL)
+        KBox::pin_init(new_spinlock!(()), GFP_KERNEL_ACCOUNT)
             .map(KLock)
             .map_err(|_| AllocError)
     }

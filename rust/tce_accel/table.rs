@@ -43,6 +43,7 @@ use core::ffi::{
 };
 
 use kernel::{
+    alloc::flags::GFP_KERNEL_ACCOUNT,
     prelude::*,
     sync::Arc,
     uaccess::{
@@ -294,15 +295,28 @@ fn new_table(vm: VmRef, params: WindowParams) -> Result<Arc<Table>> {
             attached: Attached::new(),
             vm,
         },
-        GFP_KERNEL,
+        GFP_KERNEL_ACCOUNT,
     )?;
     let mut reg = REGISTRY.lock();
-    if reg.iter().any(|e| e.vm == vm_id && e.liobn == liobn) {
+    let mut of_vm = 0;
+    for e in reg.iter().filter(|e| e.vm == vm_id) {
+        if e.liobn == liobn {
+            pr_debug!(
+                "create: liobn {:#x} already has a table in this VM\n",
+                liobn
+            );
+            return Err(EBUSY);
+        }
+        of_vm += 1;
+    }
+    let max = glue::max_tables_per_vm();
+    if of_vm >= max {
         pr_debug!(
-            "create: liobn {:#x} already has a table in this VM\n",
-            liobn
+            "create: liobn {:#x}: the VM has {} tables, the most max_tables_per_vm allows\n",
+            liobn,
+            of_vm
         );
-        return Err(EBUSY);
+        return Err(ENOSPC);
     }
     let entry = Entry {
         vm: vm_id,

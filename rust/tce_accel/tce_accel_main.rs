@@ -22,8 +22,9 @@
 //! 1. `table::REGISTRY` (mutex): table create and release, group attach and detach. Attach and
 //!    detach wait for a grace period of the VM's `kvm->srcu` after dropping it; KVM waits for
 //!    one before it releases a table.
-//! 2. An attached hardware table's mutex (`struct tce_glue_hw`, in `tce_glue.c`): one
-//!    exchange and its user-address record; taken in hypercalls, which may sleep.
+//! 2. An attached hardware table's `it_ext_lock` (patches/0005, taken in `tce_glue.c`): one
+//!    exchange and its user-address record; taken in hypercalls, which may sleep, and by VFIO
+//!    around its own map, unmap and clear loops.
 //! 3. An engine hardware table's leaf spinlock (`host::KLock`): one entry and its mirror.
 //!
 //! Hypercalls take no lock to find their table: KVM finds it on the VM's own list and calls the

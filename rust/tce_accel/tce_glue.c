@@ -251,7 +251,7 @@ static void tce_glue_deferred_run(struct work_struct *work)
  */
 int tce_glue_vm_defer(void *vm, void (*fn)(void *data), void *data)
 {
-	struct tce_glue_deferred *d = kmalloc(sizeof(*d), GFP_KERNEL);
+	struct tce_glue_deferred *d = kmalloc(sizeof(*d), GFP_KERNEL_ACCOUNT);
 
 	if (!d)
 		return -ENOMEM;
@@ -510,6 +510,22 @@ module_param_cb(takeover, &tce_glue_takeover_ops, NULL, 0644);
 MODULE_PARM_DESC(takeover,
 		 "Serve the TCE tables that VMMs create with KVM_CREATE_SPAPR_TCE_64 from now on (default Y); N leaves new ones to KVM");
 
+/*
+ * max_tables_per_vm: how many tables of the module one VM may have at once. A table costs the
+ * host its structures (charged to the creator's memory cgroup) and a place in the module's
+ * registry, which every create and attach scans; QEMU makes one per VIO device and up to two
+ * per PHB, so the default leaves plenty of room.
+ */
+static unsigned int tce_glue_max_tables = 1024;
+module_param_named(max_tables_per_vm, tce_glue_max_tables, uint, 0644);
+MODULE_PARM_DESC(max_tables_per_vm,
+		 "The most tables of the module one VM may have at once (default 1024); more fail with ENOSPC");
+
+unsigned int tce_glue_max_tables_per_vm(void)
+{
+	return READ_ONCE(tce_glue_max_tables);
+}
+
 int tce_glue_provider_start(void)
 {
 	guard(mutex)(&tce_glue_takeover_lock);
@@ -614,17 +630,21 @@ void tce_glue_cond_resched(void)
  * Hardware tables of VFIO groups (sPAPR TCE v2), attached to tce_accel tables.
  *
  * A struct tce_glue_hw holds a reference to one struct iommu_table of a group and to the
- * group. Exchanges of its entries are serialised by its mutex, which also covers the table's
- * user-address array (it_userspace, through it_ops->useraddrptr), so that the address recorded
- * for an entry is always the one the hardware entry maps. VFIO uses the same array when it
- * removes the window, so the pinned-memory counts ("mapped") stay right whichever side clears
- * an entry.
+ * group. Exchanges of its entries are serialised by the table's it_ext_lock (patches/0005),
+ * which VFIO takes too around its own map, unmap and clear loops, and which also covers the
+ * table's user-address array (it_userspace, through it_ops->useraddrptr): the address recorded
+ * for an entry is always the one the hardware entry maps, whichever side exchanged it last,
+ * so the pinned-memory counts ("mapped") stay right.
+ *
+ * @gen is the table's it_ext_gen when it was attached. VFIO bumps it when it clears the table
+ * for the last time (window removal, or the last group leaving the container); from then on the
+ * attachment maps nothing, since nobody would clear it, and clears find nothing to clear.
  */
 #ifdef TCE_GLUE_VFIO
 struct tce_glue_hw {
 	struct iommu_group *grp;
 	struct iommu_table *tbl;
-	struct mutex lock;
+	unsigned long gen;
 };
 
 /*
@@ -706,19 +726,33 @@ int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,
 	if (!hw)
 		return -ENOMEM;
 	/*
-	 * VFIO changes tables[] under its container lock, which is not ours to take: the VMM
-	 * must not remove the window while it attaches it (KVM relies on the same).
+	 * VFIO changes tables[] under its container lock, which is not ours to take; tables are
+	 * freed after an RCU grace period (patches/0005), so a reference can be taken under RCU.
+	 * Under the table's it_ext_lock, VFIO retires a table and unsets it in one step: if the
+	 * table is still the group's window here, the generation read with it is current.
 	 */
+	rcu_read_lock();
 	tbl = READ_ONCE(tg->tables[i]);
-	if (!tbl || !tbl->it_ops || !tbl->it_ops->xchg_no_kill ||
-	    !iommu_tce_table_get(tbl)) {
+	if (tbl && !iommu_tce_table_get(tbl))
+		tbl = NULL;
+	rcu_read_unlock();
+	if (!tbl) {
 		kfree(hw);
 		return -ENOENT;
 	}
+	mutex_lock(&tbl->it_ext_lock);
+	hw->gen = tbl->it_ext_gen;
+	if (READ_ONCE(tg->tables[i]) != tbl || !READ_ONCE(tg->v2_owned) || !tbl->it_ops ||
+	    !tbl->it_ops->xchg_no_kill) {
+		mutex_unlock(&tbl->it_ext_lock);
+		iommu_tce_table_put(tbl);
+		kfree(hw);
+		return -ENOENT;
+	}
+	mutex_unlock(&tbl->it_ext_lock);
 	iommu_group_ref_get(group);
 	hw->grp = group;
 	hw->tbl = tbl;
-	mutex_init(&hw->lock);
 	*page_shift = tbl->it_page_shift;
 	*offset = tbl->it_offset;
 	*size = tbl->it_size;
@@ -732,7 +766,6 @@ void tce_glue_hw_put(void *hw_)
 
 	iommu_tce_table_put(hw->tbl);
 	iommu_group_put(hw->grp);
-	mutex_destroy(&hw->lock);
 	kfree(hw);
 }
 
@@ -768,7 +801,18 @@ int tce_glue_hw_xchg(void *hw_, void *vm, u64 index, u64 *hpa, u64 *perm, u64 *u
 
 	if (!tce_glue_hw_index_ok(tbl, index))
 		return -EINVAL;
-	mutex_lock(&hw->lock);
+	mutex_lock(&tbl->it_ext_lock);
+	if (tbl->it_ext_gen != hw->gen) {
+		/*
+		 * VFIO cleared the table for good: nothing of ours is mapped any more, and
+		 * nothing may be, as nobody would clear it.
+		 */
+		ret = dir == DMA_NONE ? 0 : -ENXIO;
+		*perm = 0;
+		*hpa = 0;
+		*ua = 0;
+		goto out;
+	}
 	if (dir != DMA_NONE) {
 		pua = IOMMU_TABLE_USERSPACE_ENTRY(tbl, index);
 		if (!pua) {
@@ -801,7 +845,7 @@ int tce_glue_hw_xchg(void *hw_, void *vm, u64 index, u64 *hpa, u64 *perm, u64 *u
 	*hpa = dir == DMA_NONE ? 0 : h;
 	*ua = dir == DMA_NONE ? 0 : old_ua;
 out:
-	mutex_unlock(&hw->lock);
+	mutex_unlock(&tbl->it_ext_lock);
 	return ret;
 }
 
@@ -824,11 +868,19 @@ int tce_glue_hw_read(void *hw_, u64 index, u64 *tce, u64 *ua)
 		return -EINVAL;
 	if (!tbl->it_ops->get)
 		return -EOPNOTSUPP;
-	mutex_lock(&hw->lock);
-	*tce = tbl->it_ops->get(tbl, index);
+	mutex_lock(&tbl->it_ext_lock);
+	/*
+	 * A retired table is no longer the platform's window (on pseries, reading it asks the
+	 * hypervisor about a window that is gone): it maps nothing of ours. Its recorded user
+	 * addresses show whether VFIO's last clear returned every count.
+	 */
+	if (tbl->it_ext_gen != hw->gen)
+		*tce = 0;
+	else
+		*tce = tbl->it_ops->get(tbl, index);
 	pua = IOMMU_TABLE_USERSPACE_ENTRY_RO(tbl, index);
 	*ua = pua ? be64_to_cpu(*pua) : 0;
-	mutex_unlock(&hw->lock);
+	mutex_unlock(&tbl->it_ext_lock);
 	return 0;
 }
 

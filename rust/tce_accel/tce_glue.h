@@ -26,6 +26,7 @@ void tce_glue_free_pages(struct page *page, unsigned int order);
 void *tce_glue_page_address(struct page *page);
 u64 tce_glue_page_phys(struct page *page);
 int tce_glue_provider_start(void);
+unsigned int tce_glue_max_tables_per_vm(void);
 void tce_glue_provider_stop(void);
 int tce_glue_kvm_create_table(void *vm, u64 liobn, u32 page_shift, u64 offset,
 			      u64 size);

@@ -29,7 +29,8 @@
 //! lock; hypercalls read it inside their VM's `kvm->srcu` read-side section, and the old list is
 //! freed only after a grace period of that SRCU. Detaching leaves the hardware entries the guest mapped in
 //! place, as KVM does: removing the hardware window (`VFIO_IOMMU_SPAPR_TCE_REMOVE`) clears them
-//! and returns their counts through the same user-address array.
+//! and returns their counts through the same user-address array. That last clear also retires
+//! the attachment (patches/0005, the table's `it_ext_gen`): it maps nothing afterwards.
 
 use core::ffi::{
     c_long,
@@ -42,6 +43,7 @@ use core::sync::atomic::{
 };
 
 use kernel::{
+    alloc::flags::GFP_KERNEL_ACCOUNT,
     prelude::*,
     sync::Arc,
     uaccess::{
@@ -226,7 +228,7 @@ impl Attached {
         let new = if tables.is_empty() {
             ptr::null_mut()
         } else {
-            KBox::into_raw(KBox::new(AttachList { tables }, GFP_KERNEL)?)
+            KBox::into_raw(KBox::new(AttachList { tables }, GFP_KERNEL_ACCOUNT)?)
         };
         Ok(Retired(self.0.swap(new, Ordering::AcqRel)))
     }
@@ -408,7 +410,7 @@ fn attach(table: &Table, group: &GroupRef, via: Via) -> Result {
         );
         return Err(EBUSY);
     }
-    let found = Arc::new(found, GFP_KERNEL)?;
+    let found = Arc::new(found, GFP_KERNEL_ACCOUNT)?;
     let retired = {
         let reg = REGISTRY.lock();
         let table_id = found.hw.table_id();
@@ -428,11 +430,11 @@ fn attach(table: &Table, group: &GroupRef, via: Via) -> Result {
             return Err(EBUSY);
         }
         let cur = table.attached().locked(&reg);
-        let mut tables = KVec::with_capacity(cur.len() + 1, GFP_KERNEL)?;
+        let mut tables = KVec::with_capacity(cur.len() + 1, GFP_KERNEL_ACCOUNT)?;
         for a in cur {
-            tables.push(a.clone(), GFP_KERNEL)?;
+            tables.push(a.clone(), GFP_KERNEL_ACCOUNT)?;
         }
-        tables.push(found, GFP_KERNEL)?;
+        tables.push(found, GFP_KERNEL_ACCOUNT)?;
         table.attached().replace(tables)?
     };
     retired.free(table.vm());
@@ -510,9 +512,9 @@ fn detach(table: &Table, group: usize) -> Result<Option<Retired>> {
     if !cur.iter().any(|a| a.hw.group_id() == group) {
         return Ok(None);
     }
-    let mut tables = KVec::with_capacity(cur.len(), GFP_KERNEL)?;
+    let mut tables = KVec::with_capacity(cur.len(), GFP_KERNEL_ACCOUNT)?;
     for a in cur.iter().filter(|a| a.hw.group_id() != group) {
-        tables.push(a.clone(), GFP_KERNEL)?;
+        tables.push(a.clone(), GFP_KERNEL_ACCOUNT)?;
     }
     table.attached().replace(tables).map(Some)
 }

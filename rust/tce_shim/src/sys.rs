@@ -42,6 +42,7 @@ use crate::uapi::{
     RawWindow,
     TableInfoArgs,
     TablePagesArgs,
+    VfioDmaMap,
     VfioDmaUnmap,
     VfioGroupStatus,
     VfioSpaprRegisterMemory,
@@ -66,6 +67,7 @@ use crate::uapi::{
     VFIO_GROUP_GET_STATUS,
     VFIO_GROUP_SET_CONTAINER,
     VFIO_IOMMU_ENABLE,
+    VFIO_IOMMU_MAP_DMA,
     VFIO_IOMMU_SPAPR_REGISTER_MEMORY,
     VFIO_IOMMU_SPAPR_TCE_CREATE,
     VFIO_IOMMU_SPAPR_TCE_GET_INFO,
@@ -276,6 +278,22 @@ pub fn vfio_spapr_remove(container: BorrowedFd<'_>, start_addr: u64) -> SysResul
 pub fn vfio_enable(container: BorrowedFd<'_>) -> SysResult<()> {
     // SAFETY: VFIO_IOMMU_ENABLE takes no argument.
     unsafe { int_ioctl(container, VFIO_IOMMU_ENABLE, 0)? };
+    Ok(())
+}
+
+/// `VFIO_IOMMU_MAP_DMA` on a VFIO container: maps `size` bytes at user address `vaddr` for
+/// reads and writes at bus address `iova`.
+pub fn vfio_map_dma(container: BorrowedFd<'_>, vaddr: u64, iova: u64, size: u64) -> SysResult<()> {
+    let mut args = VfioDmaMap {
+        argsz: std::mem::size_of::<VfioDmaMap>() as u32,
+        flags: 1 | 2,
+        vaddr,
+        iova,
+        size,
+    };
+    // SAFETY: VFIO_IOMMU_MAP_DMA reads a `struct vfio_iommu_type1_dma_map`, which `VfioDmaMap`
+    // is; the memory it names is the caller's to offer (VFIO checks its preregistration).
+    unsafe { ptr_ioctl(container, VFIO_IOMMU_MAP_DMA, &mut args)? };
     Ok(())
 }
 

@@ -301,6 +301,22 @@ pub struct VfioSpaprTceRemove {
     pub start_addr: u64,
 }
 
+/// `struct vfio_iommu_type1_dma_map`, the argument of `VFIO_IOMMU_MAP_DMA`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VfioDmaMap {
+    /// `sizeof(struct vfio_iommu_type1_dma_map)`.
+    pub argsz: u32,
+    /// `VFIO_DMA_MAP_FLAG_READ` (1) and `VFIO_DMA_MAP_FLAG_WRITE` (2).
+    pub flags: u32,
+    /// The user address of the memory.
+    pub vaddr: u64,
+    /// The first bus address.
+    pub iova: u64,
+    /// How many bytes to map.
+    pub size: u64,
+}
+
 /// `struct vfio_iommu_type1_dma_unmap`, the argument of `VFIO_IOMMU_UNMAP_DMA`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -316,7 +332,8 @@ pub struct VfioDmaUnmap {
 }
 
 const _: () = assert!(
-    std::mem::size_of::<VfioDmaUnmap>() == 24
+    std::mem::size_of::<VfioDmaMap>() == 32
+        && std::mem::size_of::<VfioDmaUnmap>() == 24
         && std::mem::size_of::<VfioGroupStatus>() == 8
         && std::mem::size_of::<VfioSpaprTceInfo>() == 32
         && std::mem::size_of::<VfioSpaprRegisterMemory>() == 24
@@ -338,6 +355,8 @@ pub const VFIO_GROUP_SET_CONTAINER: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE +
 pub const VFIO_GROUP_UNSET_CONTAINER: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE + 5);
 /// `VFIO_IOMMU_SPAPR_TCE_GET_INFO`, on the container: `_IO(';', 112)`.
 pub const VFIO_IOMMU_SPAPR_TCE_GET_INFO: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE + 12);
+/// `VFIO_IOMMU_MAP_DMA`, on the container: `_IO(';', 113)`.
+pub const VFIO_IOMMU_MAP_DMA: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE + 13);
 /// `VFIO_IOMMU_UNMAP_DMA`, on the container: `_IO(';', 114)`.
 pub const VFIO_IOMMU_UNMAP_DMA: Opcode = opcode::none(VFIO_TYPE, VFIO_BASE + 14);
 /// `VFIO_IOMMU_ENABLE`, on a v1 container: `_IO(';', 115)`.

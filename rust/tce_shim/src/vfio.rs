@@ -374,6 +374,17 @@ impl Container {
     pub fn remove_window(&self, start: u64) -> SysResult<()> {
         sys::vfio_spapr_remove(self.fd.as_fd(), start)
     }
+
+    /// Maps `size` bytes of preregistered memory at `vaddr` for reads and writes at bus
+    /// address `iova` (`VFIO_IOMMU_MAP_DMA`), as QEMU does for an `H_TOO_HARD` exit.
+    pub fn map_dma(&self, vaddr: u64, iova: u64, size: u64) -> SysResult<()> {
+        sys::vfio_map_dma(self.fd.as_fd(), vaddr, iova, size)
+    }
+
+    /// Clears `size` bytes of bus addresses at `iova` (`VFIO_IOMMU_UNMAP_DMA`).
+    pub fn unmap_dma(&self, iova: u64, size: u64) -> SysResult<()> {
+        sys::vfio_unmap_dma(self.fd.as_fd(), iova, size)
+    }
 }
 
 impl HwWindows<Arc<KernelTable>> for Arc<Container> {
@@ -422,18 +433,24 @@ impl Registration {
     /// Unregisters the memory and says whether that worked: it fails with `EBUSY` while a
     /// hardware TCE still maps a page of it.
     pub fn unregister(mut self) -> Result<()> {
-        match self.container.take() {
-            Some(c) => {
-                sys::vfio_spapr_memory(c.fd.as_fd(), self.vaddr, self.size, false).map_err(|e| {
-                    Error::UnregisterMemory {
-                        vaddr: self.vaddr,
-                        size: self.size,
-                        source: io(e),
-                    }
-                })
+        self.try_unregister()
+    }
+
+    /// As [`Registration::unregister`], but on failure the memory stays registered and this
+    /// value keeps it (and unregisters it when dropped).
+    pub fn try_unregister(&mut self) -> Result<()> {
+        let Some(c) = &self.container else {
+            return Ok(());
+        };
+        sys::vfio_spapr_memory(c.fd.as_fd(), self.vaddr, self.size, false).map_err(|e| {
+            Error::UnregisterMemory {
+                vaddr: self.vaddr,
+                size: self.size,
+                source: io(e),
             }
-            None => Ok(()),
-        }
+        })?;
+        self.container = None;
+        Ok(())
     }
 }
 

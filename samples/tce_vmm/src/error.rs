@@ -208,6 +208,16 @@ pub enum Error {
         /// The vCPU.
         vcpu: u32,
     },
+
+    /// A step of a hostile VMM's sequence that must work failed.
+    #[error("{what} failed")]
+    Hostile {
+        /// The step.
+        what: String,
+        /// The errno.
+        #[source]
+        errno: rustix::io::Errno,
+    },
 }
 
 impl From<tce_shim::Error> for Error {

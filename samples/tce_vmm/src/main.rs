@@ -19,6 +19,7 @@
 
 mod bench;
 mod check;
+mod churn;
 mod error;
 mod guest;
 mod hammer;
@@ -132,6 +133,20 @@ enum Command {
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100000))]
         tables: u64,
     },
+    /// One VM creates and closes tables as fast as it can while another VM's H_PUT_TCE
+    /// benchmark runs: the second must not get slower, and the first gets ENOSPC at the
+    /// module's max_tables_per_vm.
+    ///
+    /// VM B's median is compared with its median alone and with a control phase in which a
+    /// thread opens and closes /dev/null for as long as the churn took.
+    Churn {
+        /// Tables VM A creates and closes.
+        #[arg(long, default_value_t = 100000, value_parser = clap::value_parser!(u64).range(1..=10000000))]
+        tables: u64,
+        /// H_PUT_TCE calls in one of VM B's timed jobs.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100000))]
+        calls: u64,
+    },
     /// Pass a PCI device's VFIO group through to a guest DMA window and check the hardware
     /// table that the guest's TCE hypercalls update in the kernel.
     ///
@@ -208,6 +223,7 @@ fn main() -> ExitCode {
             duration: Duration::from_secs(seconds),
         }),
         Command::Stall { tables } => stall::run(&stall::Options { tables }),
+        Command::Churn { tables, calls } => churn::run(&churn::Options { tables, calls }),
         Command::Vfio {
             device,
             window_shift,

@@ -63,12 +63,12 @@ const LIST: GuestAddress = GuestAddress(0x03f0_0000);
 const TAKEOVER: &str = "/sys/module/tce_accel/parameters/takeover";
 
 /// Sets `takeover` for the life of the value and puts the old value back when dropped.
-struct Takeover {
+pub(crate) struct Takeover {
     old: String,
 }
 
 impl Takeover {
-    fn set(on: bool) -> Result<Takeover> {
+    pub(crate) fn set(on: bool) -> Result<Takeover> {
         let old = std::fs::read_to_string(TAKEOVER).map_err(|source| Error::OpenFile {
             path: TAKEOVER,
             source,

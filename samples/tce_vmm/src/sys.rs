@@ -189,6 +189,15 @@ pub fn raise_memlock_limit() -> SysResult<()> {
 }
 
 /// Duplicates a file descriptor (close-on-exec).
+/// This process's locked memory in kB (`VmLck` of `/proc/self/status`), if it can be read.
+pub fn vmlck_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 pub fn dup(fd: BorrowedFd<'_>) -> SysResult<OwnedFd> {
     rustix::io::fcntl_dupfd_cloexec(fd, 0)
 }

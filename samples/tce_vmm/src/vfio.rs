@@ -506,6 +506,10 @@ pub fn run(opts: &Options) -> Result<bool> {
     if let Some(hw) = vmm.hw_window(liobn) {
         found.fail(format!("after the removal the window still has {hw:?}"));
     }
+
+    // Hostile VMMs, on hardware windows of their own (the guest's DDW is gone).
+    orphaned_window(&vmm, &mut vcpu, &container, gfd, &mut found)?;
+    shared_entry_stress(&vmm, &mut vcpu, &container, gfd, &pagemap, &mut found)?;
     let unregistered = registration
         .unregister()
         .and_then(|()| last_page.map_or(Ok(()), |r| r.unregister()));
@@ -751,6 +755,284 @@ fn remove_under_fire(
     println!(
         "tce-vmm: vfio: window removed while vCPU 1 used it: {before} calls succeeded before, \
          {after} got H_PARAMETER after, {wrong} wrong ({rounds} rounds)"
+    );
+    Ok(())
+}
+
+/// The LIOBN of the table of [`orphaned_window`].
+const ORPHAN_LIOBN: u64 = 0x7000_0020;
+
+/// The LIOBN of the table of [`shared_entry_stress`].
+const STRESS_LIOBN: u64 = 0x7000_0021;
+
+/// A hardware window of 4096 entries of 64 KiB and a table of the module attached to it, made
+/// by the VMM outside the shim; the window's bus address and the table.
+fn own_window(
+    vmm: &Vmm,
+    container: &Container,
+    gfd: std::os::fd::BorrowedFd<'_>,
+    liobn: u64,
+) -> Result<(u64, WindowParams, tce_shim::KernelTables)> {
+    let size = 1u64 << 28;
+    let start = container
+        .create_window(PAGE_SHIFT, size, 1)
+        .map_err(|e| Error::Hostile {
+            what: "VFIO_IOMMU_SPAPR_TCE_CREATE".into(),
+            errno: e,
+        })?;
+    let params = WindowParams::new(liobn, PAGE_SHIFT, start >> PAGE_SHIFT, size >> PAGE_SHIFT);
+    let mut tables = vmm.scratch_tables()?;
+    tables.create(params)?;
+    vfio::attach_group(tables.table(liobn)?.fd(), gfd).map_err(|e| Error::Hostile {
+        what: format!("TCE_ACCEL_ATTACH_GROUP on LIOBN {liobn:#x}"),
+        errno: e,
+    })?;
+    Ok((start, params, tables))
+}
+
+/// The results of the guest's calls, by name.
+fn outcomes(vmm: &Vmm, vcpu: &mut crate::kvm::Vcpu, calls: &[Hcall]) -> Result<Vec<String>> {
+    let mut job = Job::default();
+    for c in calls {
+        job.push(*c);
+    }
+    let results = vmm.run_job(vcpu, 0, &job, &|| {})?;
+    Ok(results.iter().map(|r| code_name(r.r3)).collect())
+}
+
+/// A VMM removes a hardware window (`VFIO_IOMMU_SPAPR_TCE_REMOVE`) while a table of the module
+/// is still attached to it. VFIO clears the window for the last time; the attachment must then
+/// map nothing (the guest's `H_PUT_TCE` gets `H_HARDWARE`), its clears must succeed, and the
+/// guest RAM must unregister at the end (checked by the caller): before patches/0005 the guest
+/// kept mapping into the orphaned table and the preregistered memory stayed pinned.
+fn orphaned_window(
+    vmm: &Vmm,
+    vcpu: &mut crate::kvm::Vcpu,
+    container: &Container,
+    gfd: std::os::fd::BorrowedFd<'_>,
+    found: &mut Findings,
+) -> Result<()> {
+    progress::step("removing a hardware window under an attached table".into());
+    let (start, p, tables) = own_window(vmm, container, gfd, ORPHAN_LIOBN)?;
+    let ioba = |i: u64| (p.offset + i) << PAGE_SHIFT;
+    let put = |i: u64, tce| Hcall::Put {
+        liobn: p.liobn,
+        ioba: ioba(i),
+        tce,
+    };
+    let mapped = outcomes(
+        vmm,
+        vcpu,
+        &[put(0, tce(200, READ | WRITE)), put(1, tce(201, READ))],
+    )?;
+    if mapped != ["H_SUCCESS", "H_SUCCESS"] {
+        found.fail(format!("mapping two entries of the own window: {mapped:?}"));
+    }
+    container.remove_window(start).map_err(|e| Error::Hostile {
+        what: "VFIO_IOMMU_SPAPR_TCE_REMOVE under an attached table".into(),
+        errno: e,
+    })?;
+    let after = outcomes(
+        vmm,
+        vcpu,
+        &[
+            put(2, tce(202, READ | WRITE)),
+            put(0, 0),
+            Hcall::Stuff {
+                liobn: p.liobn,
+                ioba: ioba(0),
+                value: 0,
+                npages: 4,
+            },
+        ],
+    )?;
+    let want = ["H_HARDWARE", "H_SUCCESS", "H_SUCCESS"];
+    if after != want {
+        found.fail(format!(
+            "after the VMM removed the hardware window: map, clear, stuff gave {after:?}, want \
+             {want:?}"
+        ));
+    }
+    let table = tables.table(p.liobn)?;
+    for i in 0..4 {
+        match vfio::hw_entry(table.fd(), gfd, ioba(i)) {
+            Ok(e) if e.tce == 0 && e.ua == 0 => {}
+            other => found.fail(format!(
+                "entry {i} of the removed window: {other:?}, want clear with no user address"
+            )),
+        }
+    }
+    println!(
+        "tce-vmm: vfio: hardware window removed under an attached table: the guest's map got \
+         {}, its clears {} and {}; nothing left mapped",
+        after[0], after[1], after[2]
+    );
+    Ok(())
+}
+
+/// The least rounds of `VFIO_IOMMU_MAP_DMA` and `UNMAP_DMA` in [`shared_entry_stress`].
+const STRESS_ROUNDS: u64 = 2000;
+
+/// The least rounds of the guest's 64 calls in [`shared_entry_stress`].
+const STRESS_GUEST_ROUNDS: u64 = 100;
+
+/// One entry, two writers: a vCPU maps entry 0 of a window to a guest page and clears it, over
+/// and over, while the VMM maps the same entry to a buffer of its own (a preregistered region
+/// of its own) and unmaps it through VFIO, as QEMU does for an `H_TOO_HARD` exit. After that
+/// the hardware entry and its recorded user address must agree, and the buffer's region must
+/// refuse to unregister (`EBUSY`) exactly while VFIO maps it: checked once before the race, as
+/// a control, and once after. The guest RAM's own registration unregisters at the end of the
+/// run (the caller), which shows that no guest count was left behind either.
+fn shared_entry_stress(
+    vmm: &Vmm,
+    vcpu: &mut crate::kvm::Vcpu,
+    container: &Arc<Container>,
+    gfd: std::os::fd::BorrowedFd<'_>,
+    pagemap: &Pagemap,
+    found: &mut Findings,
+) -> Result<()> {
+    progress::step("one entry mapped by the guest and by VFIO at once".into());
+    let (start, p, tables) = own_window(vmm, container, gfd, STRESS_LIOBN)?;
+    let page = 1u64 << PAGE_SHIFT;
+    let buf = sys::Mmap::anonymous(page as usize).map_err(|e| Error::Hostile {
+        what: "mmap of the VMM's buffer".into(),
+        errno: e,
+    })?;
+    buf.write(0, &[0x5a; 64]);
+    let buf_ua = buf.addr();
+    let mut region = container.register_memory(buf_ua, page)?;
+    let guest_ua = vmm.ram.host_addr() + (300u64 << PAGE_SHIFT);
+    let hostile = |what: &'static str| {
+        move |e| Error::Hostile {
+            what: what.into(),
+            errno: e,
+        }
+    };
+    // Busy exactly while mapped; `then` says when the check runs.
+    let busy_check =
+        |region: &mut vfio::Registration, found: &mut Findings, then: &str| -> Result<bool> {
+            container
+                .map_dma(buf_ua, start, page)
+                .map_err(hostile("VFIO_IOMMU_MAP_DMA"))?;
+            let busy = matches!(
+                region.try_unregister(),
+                Err(tce_shim::Error::UnregisterMemory { ref source, .. })
+                    if source.raw_os_error() == Some(Errno::BUSY.raw_os_error())
+            );
+            if !busy {
+                found.fail(format!(
+                    "{then}: the buffer's region unregistered while VFIO mapped it, want EBUSY"
+                ));
+            }
+            container
+                .unmap_dma(start, page)
+                .map_err(hostile("VFIO_IOMMU_UNMAP_DMA"))?;
+            Ok(busy)
+        };
+    if !busy_check(&mut region, found, "before the race")? {
+        return Ok(());
+    }
+
+    let mut job = Job::default();
+    for _ in 0..32 {
+        job.push(Hcall::Put {
+            liobn: p.liobn,
+            ioba: start,
+            tce: tce(300, READ | WRITE),
+        });
+        job.push(Hcall::Put {
+            liobn: p.liobn,
+            ioba: start,
+            tce: 0,
+        });
+    }
+    use std::sync::atomic::{
+        AtomicBool,
+        AtomicU64,
+        Ordering, //
+    };
+    let (stop, guest_rounds) = (AtomicBool::new(false), AtomicU64::new(0));
+    let (vcpu_side, vfio_errors) = std::thread::scope(|s| {
+        let (job, stop, vcpu, guest_rounds) = (&job, &stop, &mut *vcpu, &guest_rounds);
+        let guest = s.spawn(move || -> Result<(u64, u64)> {
+            let mut wrong = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let results = vmm.run_job(vcpu, 0, job, &|| {})?;
+                wrong += results.iter().filter(|r| r.r3 != 0).count() as u64;
+                guest_rounds.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok((guest_rounds.load(Ordering::Relaxed), wrong))
+        });
+        let mut errors = Vec::new();
+        let mut pairs = 0;
+        // Both sides keep going until each has done its share; a vCPU that died stops it too.
+        while (pairs < STRESS_ROUNDS || guest_rounds.load(Ordering::Relaxed) < STRESS_GUEST_ROUNDS)
+            && !guest.is_finished()
+        {
+            pairs += 1;
+            if let Err(e) = container.map_dma(buf_ua, start, page) {
+                errors.push(format!("VFIO_IOMMU_MAP_DMA: {e:?}"));
+            }
+            if let Err(e) = container.unmap_dma(start, page) {
+                errors.push(format!("VFIO_IOMMU_UNMAP_DMA: {e:?}"));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let joined = guest.join().unwrap_or(Err(Error::VcpuPanic { vcpu: 0 }));
+        (joined.map(|(r, w)| (r, w, pairs)), errors)
+    });
+    let (rounds, wrong, pairs) = vcpu_side?;
+    for e in vfio_errors.iter().take(5) {
+        found.fail(e.clone());
+    }
+    if wrong != 0 {
+        found.fail(format!(
+            "{wrong} of the guest's calls on the shared entry failed"
+        ));
+    }
+    let table = tables.table(p.liobn)?;
+    let e = vfio::hw_entry(table.fd(), gfd, start).map_err(hostile("TCE_ACCEL_HW_ENTRY"))?;
+    let agree = match e.ua {
+        0 => e.tce == 0,
+        ua if ua == guest_ua || ua == buf_ua => e.tce & !0xfff == pagemap.phys(ua)?,
+        _ => false,
+    };
+    if !agree {
+        found.fail(format!(
+            "after the race the entry maps {:#x} with recorded user address {:#x}: they \
+             disagree (guest page at {guest_ua:#x}, VFIO's at {buf_ua:#x})",
+            e.tce, e.ua
+        ));
+    }
+    // Whoever mapped last, clear the entry through the guest, then check the counts.
+    let cleared = outcomes(
+        vmm,
+        vcpu,
+        &[Hcall::Put {
+            liobn: p.liobn,
+            ioba: start,
+            tce: 0,
+        }],
+    )?;
+    if cleared != ["H_SUCCESS"] {
+        found.fail(format!("clearing the shared entry: {cleared:?}"));
+    }
+    busy_check(&mut region, found, "after the race")?;
+    if let Err(e) = region.try_unregister() {
+        found.fail(format!(
+            "unregistering the buffer once nothing maps it: {}",
+            crate::error::chain(&e)
+        ));
+    }
+    drop((table, tables));
+    container
+        .remove_window(start)
+        .map_err(hostile("VFIO_IOMMU_SPAPR_TCE_REMOVE"))?;
+    println!(
+        "tce-vmm: vfio: shared entry: {rounds} guest rounds of 64 calls against {pairs} VFIO \
+         map/unmap pairs; entry {:#x} with user address {:#x} after it \
+         (agree: {agree}); the VMM's region was busy exactly while VFIO mapped it",
+        e.tce, e.ua
     );
     Ok(())
 }

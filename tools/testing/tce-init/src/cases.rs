@@ -21,7 +21,7 @@ use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 24] = [
+pub const NAMES: [&str; 25] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -43,6 +43,7 @@ pub const NAMES: [&str; 24] = [
     "unload_during_hypercalls",
     "one_vm_stalls_no_other",
     "kvm_tables_follow_takeover",
+    "table_churn_spares_other_vms",
     "unload",
     "shim_without_module",
     "kmemleak",
@@ -53,13 +54,13 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 20;
+pub const LAST_RUNNER: usize = 21;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 21;
+pub const UNLOAD: usize = 22;
 /// Index of `shim_without_module`, run by PID 1 after `unload`.
-pub const SHIM_WITHOUT_MODULE: usize = 22;
+pub const SHIM_WITHOUT_MODULE: usize = 23;
 /// Index of `kmemleak`, run by PID 1 after `shim_without_module`.
-pub const KMEMLEAK: usize = 23;
+pub const KMEMLEAK: usize = 24;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -288,6 +289,7 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             18 => unload_during_hypercalls(st, &mut cx),
             19 => one_vm_stalls_no_other(st, &mut cx),
             20 => kvm_tables_follow_takeover(st, &mut cx),
+            21 => table_churn_spares_other_vms(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -1164,6 +1166,28 @@ fn one_vm_stalls_no_other(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop>
     vmm_verdict(ok, &lines, "stall")
 }
 
+/// `table_churn_spares_other_vms`: `tce-vmm churn`: VM A creates and closes 100,000 tables
+/// (through KVM, `takeover` on) while VM B times `H_PUT_TCE`; VM B's median must stay within
+/// 1.5 times the larger of its quiet median and its median beside a table-free control thread.
+/// Then VM A gets `ENOSPC` at exactly `max_tables_per_vm` tables, and its locked memory is back
+/// after closing them. The kernel must log no warning meanwhile.
+fn table_churn_spares_other_vms(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if let Some(why) = vmm_unavailable() {
+        return Err(Stop::Skip(why));
+    }
+    let mut kmsg = sys::Kmsg::open_at_end().or_fail(|| "open /dev/kmsg".into())?;
+    let (ok, lines) = run_vmm(cx, &["churn"])?;
+    let problems: Vec<String> = kmsg
+        .new_kernel_messages()
+        .into_iter()
+        .filter(|m| kernel_problem(m))
+        .collect();
+    if let Some(first) = problems.first() {
+        cx.fail(format!("the kernel logged: {first}"));
+    }
+    vmm_verdict(ok, &lines, "churn")
+}
+
 /// The module's parameter that sends `KVM_CREATE_SPAPR_TCE_64` tables to it.
 const TAKEOVER: &str = "/sys/module/tce_accel/parameters/takeover";
 
@@ -1690,7 +1714,7 @@ mod tests {
     fn indices_match_names() {
         assert_eq!(NAMES[LOAD], "load_module");
         assert_eq!(NAMES[FIRST_RUNNER], "open_device");
-        assert_eq!(NAMES[LAST_RUNNER], "kvm_tables_follow_takeover");
+        assert_eq!(NAMES[LAST_RUNNER], "table_churn_spares_other_vms");
         assert_eq!(NAMES[UNLOAD], "unload");
         assert_eq!(NAMES[SHIM_WITHOUT_MODULE], "shim_without_module");
         assert_eq!(NAMES[KMEMLEAK], "kmemleak");
