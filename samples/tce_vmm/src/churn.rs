@@ -8,8 +8,8 @@
 //! under the emulator, while a thread opens and closes /dev/null for as long. VM B's median during
 //! the churn must stay within [`MAX_RATIO`] of the larger of the other two: a host-wide lock or
 //! grace period on the table paths would show as a far larger gap. Then VM A creates tables
-//! until the module refuses with `ENOSPC`, which must happen at exactly `max_tables_per_vm`,
-//! and closes them; its locked memory must be back where it was.
+//! until the module refuses with `ENOSPC`, which must happen at exactly `max_tables_per_vm`
+//! (set to 100 for the check), and closes them; its locked memory must be back where it was.
 
 use std::sync::atomic::{
     AtomicBool,
@@ -52,6 +52,33 @@ pub const MAX_RATIO: f64 = 1.5;
 
 /// The module's per-VM table limit.
 const MAX_TABLES: &str = "/sys/module/tce_accel/parameters/max_tables_per_vm";
+
+/// `max_tables_per_vm` while the limit is checked.
+const LIMIT_FOR_CHECK: u64 = 100;
+
+/// A module parameter set for the life of the value, put back when it is dropped.
+struct Param {
+    path: &'static str,
+    old: String,
+}
+
+impl Param {
+    fn set(path: &'static str, value: &str) -> Result<Param> {
+        let old =
+            std::fs::read_to_string(path).map_err(|source| Error::OpenFile { path, source })?;
+        std::fs::write(path, value).map_err(|source| Error::OpenFile { path, source })?;
+        Ok(Param {
+            path,
+            old: old.trim().to_string(),
+        })
+    }
+}
+
+impl Drop for Param {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path, &self.old);
+    }
+}
 
 /// How long the quiet phase times VM B.
 const QUIET: Duration = Duration::from_secs(2);
@@ -169,15 +196,10 @@ pub fn run(opts: &Options) -> Result<bool> {
         control.len()
     );
 
-    // The limit: VM A's tables up to max_tables_per_vm, then ENOSPC.
-    let max: u64 = std::fs::read_to_string(MAX_TABLES)
-        .map_err(|source| Error::OpenFile {
-            path: MAX_TABLES,
-            source,
-        })?
-        .trim()
-        .parse()
-        .unwrap_or(0);
+    // The limit: VM A's tables up to max_tables_per_vm, then ENOSPC. The parameter is set low
+    // for the check (it is writable at run time), below the process's file limit.
+    let _limit = Param::set(MAX_TABLES, &LIMIT_FOR_CHECK.to_string())?;
+    let max = LIMIT_FOR_CHECK;
     let locked_before = crate::sys::vmlck_kb();
     let mut tables = Vec::new();
     let refused = loop {
