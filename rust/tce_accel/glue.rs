@@ -140,7 +140,7 @@ mod ffi {
             hpa: *mut u64,
         ) -> bool;
         pub(super) fn tce_glue_dma_inc(vm: *mut c_void, ua: u64, size: u64) -> bool;
-        pub(super) fn tce_glue_dma_dec(vm: *mut c_void, ua: u64, size: u64);
+        pub(super) fn tce_glue_dma_dec(vm: *mut c_void, ua: u64, size: u64) -> bool;
     }
 }
 
@@ -664,8 +664,9 @@ impl VmDma<'_> {
         unsafe { ffi::tce_glue_dma_inc(self.vm, ua, size) }
     }
 
-    /// Counts one mapping fewer of the region of `[ua, ua + size)`.
-    pub(crate) fn dec(&self, ua: u64, size: u64) {
+    /// Counts one mapping fewer of the region of `[ua, ua + size)`; `false` if no region holds
+    /// it.
+    pub(crate) fn dec(&self, ua: u64, size: u64) -> bool {
         // SAFETY: By the type invariant the VM and its mm live.
         unsafe { ffi::tce_glue_dma_dec(self.vm, ua, size) }
     }

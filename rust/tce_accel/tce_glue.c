@@ -941,7 +941,8 @@ bool tce_glue_dma_inc(void *vm, u64 ua, u64 size)
 	return ok;
 }
 
-void tce_glue_dma_dec(void *vm, u64 ua, u64 size)
+/* Counts one mapping fewer of the region of [@ua, @ua + @size); false if no region holds it. */
+bool tce_glue_dma_dec(void *vm, u64 ua, u64 size)
 {
 	struct mm_iommu_table_group_mem_t *mem;
 
@@ -950,6 +951,7 @@ void tce_glue_dma_dec(void *vm, u64 ua, u64 size)
 	if (mem)
 		mm_iommu_mapped_dec(mem);
 	rcu_read_unlock();
+	return mem;
 }
 #else
 int tce_glue_group_get(int fd, bool need_owner, void **group)
@@ -1030,7 +1032,8 @@ bool tce_glue_dma_inc(void *vm, u64 ua, u64 size)
 	return false;
 }
 
-void tce_glue_dma_dec(void *vm, u64 ua, u64 size)
+bool tce_glue_dma_dec(void *vm, u64 ua, u64 size)
 {
+	return false;
 }
 #endif

@@ -63,7 +63,7 @@ bool tce_glue_dma_lookup(void *vm, u64 ua, u64 size);
 bool tce_glue_dma_hpa(void *vm, u64 ua, u64 size, u32 page_shift, u64 *hpa);
 bool tce_glue_dma_map(void *vm, u64 ua, u32 page_shift, u64 *hpa);
 bool tce_glue_dma_inc(void *vm, u64 ua, u64 size);
-void tce_glue_dma_dec(void *vm, u64 ua, u64 size);
+bool tce_glue_dma_dec(void *vm, u64 ua, u64 size);
 
 /* Implemented in Rust (table.rs), called from C. */
 void tce_accel_table_release(void *table);

@@ -117,12 +117,18 @@ impl IommuTable for HwAttach {
         self.hw.exchange(&self.dma(), index, new).map_err(hw_error)
     }
 
-    fn clear_range(&self, index: u64, n: u64, f: &mut dyn FnMut(HwEntry)) -> Result<(), HwError> {
+    fn clear_range(
+        &self,
+        index: u64,
+        n: u64,
+        f: &mut dyn FnMut(HwEntry) -> bool,
+    ) -> Result<(), HwError> {
         let end = index.checked_add(n).ok_or(HwError::Failed)?;
         for i in index..end {
             let old = self.exchange(i, HwEntry::CLEAR)?;
-            if old.is_mapped() {
-                f(old);
+            if old.is_mapped() && !f(old) {
+                self.exchange(i, old)?;
+                return Err(HwError::Foreign);
             }
             // An H_STUFF_TCE may clear a whole window: let other tasks run (hypercalls may sleep).
             if (i - index) % CLEAR_BATCH == CLEAR_BATCH - 1 {
@@ -166,14 +172,14 @@ impl DmaMemory for KvmDma<'_> {
     }
 
     fn mapped_dec(&self, region: DmaKey) {
-        self.0.dec(region.ua, region.size)
+        self.0.dec(region.ua, region.size);
     }
 
     fn check_page(&self, ua: u64, size: u64, page_shift: u32) -> bool {
         self.0.hpa(ua, size, page_shift).is_some()
     }
 
-    fn unmap_page(&self, ua: u64, size: u64) {
+    fn unmap_page(&self, ua: u64, size: u64) -> bool {
         self.0.dec(ua, size)
     }
 

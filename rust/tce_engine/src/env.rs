@@ -129,11 +129,16 @@ pub trait DmaMemory {
             .and_then(|r| self.ua_to_hpa(r, ua, page_shift))
             .is_some()
     }
-    /// Counts one hardware entry fewer on the region that holds `[ua, ua + size)`, if any: the
-    /// bookkeeping of an entry that was replaced or cleared.
-    fn unmap_page(&self, ua: u64, size: u64) {
-        if let Some(region) = self.lookup(ua, size) {
-            self.mapped_dec(region);
+    /// Counts one hardware entry fewer on the region that holds `[ua, ua + size)`: the
+    /// bookkeeping of an entry that was replaced or cleared. `false` if no region holds it,
+    /// and then nothing was counted.
+    fn unmap_page(&self, ua: u64, size: u64) -> bool {
+        match self.lookup(ua, size) {
+            Some(region) => {
+                self.mapped_dec(region);
+                true
+            }
+            None => false,
         }
     }
     /// Looks up the region of `[ua, ua + (1 << page_shift))`, translates `ua` and counts one more

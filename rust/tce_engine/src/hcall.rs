@@ -30,6 +30,16 @@
 //!   one step ([`DmaMemory::map_page`]). Linux looks the region up and then uses the pointer
 //!   for the translation and the count without holding it. Checking and releasing a page are
 //!   one step each too ([`DmaMemory::check_page`], [`DmaMemory::unmap_page`]).
+//! - A hardware entry whose recorded user address is in none of the VM's preregistered regions
+//!   (another writer mapped it, such as VFIO with another process's memory) is put back as it
+//!   was and the call answers `H_TOO_HARD` ([`HwError::Foreign`]), as Linux does for a clear;
+//!   the VMM, whose region it may be, clears it through VFIO. A map over such an entry does
+//!   the same; Linux replaces it and drops the other region's count nowhere, so that region
+//!   stays pinned.
+//! - An exchange the platform refuses answers `H_HARDWARE`; Linux warns and answers
+//!   `H_TOO_HARD`. The VMM could do no better (QEMU's VFIO map would fail the same way, and QEMU
+//!   then only logs it and answers `H_SUCCESS`), so the guest hears of the failure instead of
+//!   believing the page mapped.
 //! - The IOMMU cache is invalidated once per table and hypercall range. Linux invalidates once
 //!   per entry, and `H_STUFF_TCE` invalidates from a start address it has already advanced.
 
@@ -105,7 +115,7 @@ pub struct PreparedStuff<'a, H: Host, I> {
 
 fn hw_error(e: HwError) -> HcallError {
     match e {
-        HwError::NoMemory => HcallError::TooHard,
+        HwError::NoMemory | HwError::Foreign => HcallError::TooHard,
         HwError::Failed => HcallError::Hardware,
     }
 }
@@ -141,9 +151,10 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         Ok(Some(ua))
     }
 
-    /// Returns the bookkeeping of a hardware entry that was just replaced.
-    fn release<T: IommuTable>(&self, table: &T, old: HwEntry) {
-        self.dma.unmap_page(old.ua, 1u64 << table.page_shift());
+    /// Returns the bookkeeping of a hardware entry that was just replaced; `false` if its
+    /// recorded user address is in no region of the VM (see [`HwError::Foreign`]).
+    fn release<T: IommuTable>(&self, table: &T, old: HwEntry) -> bool {
+        self.dma.unmap_page(old.ua, 1u64 << table.page_shift())
     }
 
     /// The first hardware entry and the number of hardware entries ("subpages") per guest
@@ -180,7 +191,12 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
                 ua,
             };
             match table.exchange(first + k, new) {
-                Ok(old) if old.is_mapped() => self.release(table, old),
+                Ok(old) if old.is_mapped() && !self.release(table, old) => {
+                    // Not ours to release: put it back, with its count, and give up ours.
+                    let _ = table.exchange(first + k, old);
+                    self.dma.mapped_dec(region);
+                    return Err(hw_error(HwError::Foreign));
+                }
                 Ok(_) => {}
                 Err(e) => {
                     self.dma.mapped_dec(region);

@@ -145,6 +145,10 @@ pub enum HwError {
     NoMemory,
     /// The index is outside the table, or the hardware refused the update.
     Failed,
+    /// An entry to clear records a user address in none of the VM's preregistered regions
+    /// (another writer of the table, such as VFIO with another process's memory, mapped it).
+    /// The entry was put back as it was, with its count, for that writer to clear.
+    Foreign,
 }
 
 /// What the hypercalls need from a hardware table attached to a window.
@@ -162,12 +166,19 @@ pub trait IommuTable {
     /// when `new` is clear. Exchanges of one table are atomic with respect to each other.
     fn exchange(&self, index: u64, new: HwEntry) -> Result<HwEntry, HwError>;
     /// Clears the absolute entries `[index, index + n)` and calls `f` with each old entry that
-    /// was mapped. Never allocates.
-    fn clear_range(&self, index: u64, n: u64, f: &mut dyn FnMut(HwEntry)) -> Result<(), HwError> {
+    /// was mapped. If `f` returns `false` (its count cannot be returned), that entry is put
+    /// back as it was and the clear stops there with [`HwError::Foreign`]. Never allocates.
+    fn clear_range(
+        &self,
+        index: u64,
+        n: u64,
+        f: &mut dyn FnMut(HwEntry) -> bool,
+    ) -> Result<(), HwError> {
         for i in index..index.saturating_add(n) {
             let old = self.exchange(i, HwEntry::CLEAR)?;
-            if old.is_mapped() {
-                f(old);
+            if old.is_mapped() && !f(old) {
+                self.exchange(i, old)?;
+                return Err(HwError::Foreign);
             }
         }
         Ok(())
@@ -328,8 +339,8 @@ impl<H: Host> HwTable<H> {
         base: u64,
         first: u64,
         last: u64,
-        f: &mut dyn FnMut(HwEntry),
-    ) {
+        f: &mut dyn FnMut(HwEntry) -> bool,
+    ) -> bool {
         let bits = self.geo.level_bits();
         let span_shift = bits * (self.geo.levels - 1 - depth);
         let lo = ((first - base) >> span_shift) as usize;
@@ -340,18 +351,21 @@ impl<H: Host> HwTable<H> {
                     let rel = base + w as u64;
                     if level.hw.load(w) != 0 {
                         let old = self.swap_in_leaf(level, rel, HwEntry::CLEAR);
-                        if old.is_mapped() {
-                            f(old);
+                        if old.is_mapped() && !f(old) {
+                            // Put it back: the leaf exists, so this allocates nothing.
+                            self.swap_in_leaf(level, rel, old);
+                            return false;
                         }
                     }
                 }
+                true
             }
             Below::Levels(slots) => {
                 for n in lo..=hi {
                     if let Some(child) = slots.get(n) {
                         let child_base = base + ((n as u64) << span_shift);
                         let child_last = child_base + ((1u64 << span_shift) - 1);
-                        self.clear_below(
+                        let done = self.clear_below(
                             child,
                             depth + 1,
                             child_base,
@@ -359,8 +373,12 @@ impl<H: Host> HwTable<H> {
                             last.min(child_last),
                             f,
                         );
+                        if !done {
+                            return false;
+                        }
                     }
                 }
+                true
             }
         }
     }
@@ -393,7 +411,12 @@ impl<H: Host> IommuTable for HwTable<H> {
         Ok(self.swap_in_leaf(leaf, rel, new))
     }
 
-    fn clear_range(&self, index: u64, n: u64, f: &mut dyn FnMut(HwEntry)) -> Result<(), HwError> {
+    fn clear_range(
+        &self,
+        index: u64,
+        n: u64,
+        f: &mut dyn FnMut(HwEntry) -> bool,
+    ) -> Result<(), HwError> {
         if n == 0 {
             return Ok(());
         }
@@ -402,8 +425,11 @@ impl<H: Host> IommuTable for HwTable<H> {
         if last >= self.geo.size {
             return Err(HwError::Failed);
         }
-        self.clear_below(&self.top, 0, 0, first, last, f);
-        Ok(())
+        if self.clear_below(&self.top, 0, 0, first, last, f) {
+            Ok(())
+        } else {
+            Err(HwError::Foreign)
+        }
     }
 
     fn invalidate(&self, _index: u64, _n: u64) {

@@ -383,11 +383,22 @@ fn a_live_vm_without_the_module_is_explained() {
         println!("note: skipped, this host has the module or no usable /dev/kvm");
         return;
     }
+    // Without the module the shim falls back to KVM's own tables; a host whose KVM has none
+    // (any but POWER) gets told what to load.
     let o = run(&[&["rtas", "--new-vm"][..], &QUERY[1..]].concat());
+    if o.status.success() {
+        println!("note: KVM's own TCE tables answered: {}", stdout(&o));
+        return;
+    }
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).starts_with(
-        "tce-ddw: cannot open /dev/tce_accel; load the tce_accel module (modprobe tce_accel)"
-    ));
+    assert!(
+        stderr(&o).starts_with(
+            "tce-ddw: this host cannot create TCE tables: /dev/tce_accel does not exist and \
+             the VM has no KVM_CAP_SPAPR_TCE_64; load the tce_accel module (modprobe tce_accel)"
+        ),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -210,6 +210,42 @@ fn exchange_releases_the_old_entry() {
     assert_eq!(m.hw_table(7).unwrap().user_address(0), Some(0));
 }
 
+/// An entry that another writer of the hardware table mapped (VFIO, with memory of another
+/// process) records a user address in none of the VM's regions. Clearing it, stuffing over it
+/// or mapping over it must put it back as it was and answer `H_TOO_HARD`, so that its writer
+/// can release its count; no count of ours may be taken or dropped.
+#[test]
+fn a_foreign_entry_is_put_back_and_too_hard() {
+    let m = machine_with_hw(SimHost::new(16));
+    let hw = m.hw_table(7).unwrap();
+    let foreign = HwEntry {
+        tce: 0x5000 | 3,
+        ua: 4 * GIB,
+    };
+    m.put(1, 1 << 12, 0x2003).unwrap();
+    assert_eq!(hw.exchange(0, foreign), Ok(HwEntry::CLEAR));
+    assert_eq!(m.dma().total_mapped(), 1);
+    type Call<'a> = Box<dyn Fn() -> Result<(), HcallError> + 'a>;
+    let calls: [(&str, Call<'_>); 3] = [
+        ("clear", Box::new(|| m.put(1, 0, 0))),
+        ("map over it", Box::new(|| m.put(1, 0, 0x1003))),
+        ("stuff over it", Box::new(|| m.stuff(1, 0, 0, 16))),
+    ];
+    for (what, call) in &calls {
+        assert_eq!(call(), Err(HcallError::TooHard), "{what}");
+        assert_eq!(hw.raw(0), Some(0x5000 | 3), "{what}: the entry is back");
+        assert_eq!(hw.user_address(0), Some(4 * GIB), "{what}: and its address");
+        assert_eq!(m.get(1, 0), Ok(0), "{what}: the guest view is unchanged");
+    }
+    // The stuff stopped at entry 0, the first: entry 1 keeps its mapping and its count.
+    assert_eq!(m.dma().total_mapped(), 1);
+    assert_eq!(m.get(1, 1 << 12), Ok(0x2003));
+    // Once the other writer cleared it, the guest's calls work again.
+    assert_eq!(hw.exchange(0, HwEntry::CLEAR), Ok(foreign));
+    m.stuff(1, 0, 0, 16).unwrap();
+    assert_eq!(m.dma().total_mapped(), 0);
+}
+
 #[test]
 fn unmap_never_allocates() {
     let m = machine_with_hw(SimHost::new(16));
