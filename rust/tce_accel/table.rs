@@ -92,6 +92,11 @@ kernel::sync::global_lock! {
     pub(crate) unsafe(uninit) static REGISTRY: Mutex<KVec<Entry>> = KVec::new();
 }
 
+/// Proof that [`REGISTRY`]'s lock is held: the macro gives the lock a type of its own, so a
+/// guard of this type comes only from `REGISTRY.lock()` and lives no longer than the lock is
+/// held. Functions that rely on the lock take one instead of trusting their callers.
+pub(crate) type RegistryGuard = kernel::sync::lock::GlobalGuard<REGISTRY>;
+
 /// The module's hold on [`REGISTRY`]: initialises it, and frees its memory when the module is
 /// unloaded (a static is never dropped, so it would leak otherwise).
 pub(crate) struct Registry(());

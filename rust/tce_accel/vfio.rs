@@ -72,6 +72,7 @@ use crate::glue::{
 };
 use crate::provider::InHcall;
 use crate::table::{
+    RegistryGuard,
     Table,
     REGISTRY, //
 };
@@ -210,27 +211,31 @@ impl Attached {
         Self(AtomicPtr::new(ptr::null_mut()))
     }
 
-    /// The attached tables, for as long as the hypercall handler runs.
-    pub(crate) fn get(&self, _in_hcall: &InHcall) -> &[Arc<HwAttach>] {
+    /// The attached tables, for as long as the hypercall handler runs: the slice borrows the
+    /// handler's [`InHcall`] token, so it cannot outlive the VM's SRCU read-side section.
+    pub(crate) fn get<'a>(&'a self, _in_hcall: &'a InHcall) -> &'a [Arc<HwAttach>] {
         // SAFETY: A list is freed only after it was replaced and a grace period of the VM's
         // SRCU passed, which waits for this handler (`InHcall`).
         unsafe { self.0.load(Ordering::Acquire).as_ref() }.map_or(&[], |l| &l.tables[..])
     }
 
-    /// The attached tables, for a writer, which holds [`REGISTRY`]'s lock (`_reg`).
-    fn locked<'a>(&'a self, _reg: &'a KVec<crate::table::Entry>) -> &'a [Arc<HwAttach>] {
-        // SAFETY: Lists are replaced and freed only by writers, which the lock excludes.
+    /// The attached tables, for a holder of [`REGISTRY`]'s lock: a [`RegistryGuard`] exists
+    /// only while it is held (there is one lock of its type), and the slice borrows it.
+    fn locked<'a>(&'a self, _reg: &'a RegistryGuard) -> &'a [Arc<HwAttach>] {
+        // SAFETY: Lists are replaced and freed only by writers, which hold the lock that `_reg`
+        // proves held, so none of them runs while the slice lives.
         unsafe { self.0.load(Ordering::Acquire).as_ref() }.map_or(&[], |l| &l.tables[..])
     }
 
-    /// How many hardware tables are attached, for a reader holding [`REGISTRY`]'s lock.
-    pub(crate) fn count(&self, reg: &KVec<crate::table::Entry>) -> usize {
+    /// How many hardware tables are attached, for a holder of [`REGISTRY`]'s lock.
+    pub(crate) fn count(&self, reg: &RegistryGuard) -> usize {
         self.locked(reg).len()
     }
 
     /// Publishes `tables` (none if empty) and returns the old list, which the caller frees
-    /// only after [`Retired::free`]. The caller holds [`REGISTRY`]'s lock.
-    fn replace(&self, tables: KVec<Arc<HwAttach>>) -> Result<Retired> {
+    /// only after [`Retired::free`]. Writers are excluded by [`REGISTRY`]'s lock, which
+    /// `_reg` proves held.
+    fn replace(&self, _reg: &RegistryGuard, tables: KVec<Arc<HwAttach>>) -> Result<Retired> {
         let new = if tables.is_empty() {
             ptr::null_mut()
         } else {
@@ -441,7 +446,7 @@ fn attach(table: &Table, group: &GroupRef, via: Via) -> Result {
             tables.push(a.clone(), GFP_KERNEL_ACCOUNT)?;
         }
         tables.push(found, GFP_KERNEL_ACCOUNT)?;
-        table.attached().replace(tables)?
+        table.attached().replace(&reg, tables)?
     };
     retired.free(table.vm());
     Ok(())
@@ -522,7 +527,7 @@ fn detach(table: &Table, group: usize) -> Result<Option<Retired>> {
     for a in cur.iter().filter(|a| a.hw.group_id() != group) {
         tables.push(a.clone(), GFP_KERNEL_ACCOUNT)?;
     }
-    table.attached().replace(tables).map(Some)
+    table.attached().replace(&reg, tables).map(Some)
 }
 
 /// `TCE_ACCEL_HW_ENTRY`: reads a hardware entry back, for tests and diagnosis.
