@@ -66,7 +66,7 @@ for k in "${kernels[@]}"; do
 	[ "$k" = x86_64-kasan ] && extra=(--kasan)
 	# The debug kernel: SLUB poisoning and red zones on every cache, and no benchmark.
 	append=${TCE_APPEND:-}
-	[ "$k" = ppc64le-debug ] && append+=" slub_debug=FZPU panic_on_warn=1 tce.bench=0"
+	[ "$k" = ppc64le-debug ] && append+=" slub_debug=FZPU panic_on_warn=1 tce.bench=0 tce.churn=20000"
 	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" TCE_APPEND="$append" \
 		scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
 		2> >(tee "$tmp/qemu.log" >&2)

@@ -28,7 +28,7 @@
 # off (no usable ACPI), poweroff on ppc64le);
 # TCE_KERNEL_SRC (kernel tree with kunit.py, default from
 # scripts/kernel-source.sh); TCE_INIT (a tce-init binary to use instead of building one);
-# TCE_VERBOSE=1 to copy the console to stderr as it runs; TCE_QEMU_SMP (ppc64le vCPUs of the
+# TCE_VERBOSE=1 to copy the console to stderr as it runs; TCE_QEMU_EXTRA (more QEMU arguments); TCE_QEMU_SMP (ppc64le vCPUs of the
 # emulated host, default 2, so that the sample VMM's vCPU threads run in parallel).
 #
 # If guest_bench ran, its JSON line (printed by tce-init in numbered parts, since a kernel log
@@ -85,6 +85,9 @@ if [ ! -f "$image" ]; then
 	log "no kernel image $image (scripts/kernel-build.sh builds it)"
 	exit 1
 fi
+# More QEMU arguments, word-split (e.g. "-plugin FILE,out=PATH" for scripts/cost.sh).
+# shellcheck disable=SC2206
+qemu+=(${TCE_QEMU_EXTRA:-})
 
 init=${TCE_INIT:-$(scripts/build-init.sh "$arch" | tail -n1)}
 if [ -f "$ko" ]; then

@@ -164,6 +164,9 @@ pub fn run(opts: &Options) -> Result<bool> {
     let (churned, made, took) = phase(&b, &mut vcpu, &job, || {
         for i in 0..opts.tables {
             drop(a.create_kvm_table(&window(i % 4))?);
+            if (i + 1) % 10_000 == 0 {
+                println!("tce-vmm: churn: VM A: {} tables created and closed", i + 1);
+            }
         }
         Ok(opts.tables)
     })?;

@@ -1167,16 +1167,18 @@ fn one_vm_stalls_no_other(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop>
 }
 
 /// `table_churn_spares_other_vms`: `tce-vmm churn`: VM A creates and closes 100,000 tables
+/// (`tce.churn`)
 /// (through KVM, `takeover` on) while VM B times `H_PUT_TCE`; VM B's median must stay within
 /// 1.5 times the larger of its quiet median and its median beside a table-free control thread.
 /// Then VM A gets `ENOSPC` at exactly `max_tables_per_vm` tables, and its locked memory is back
 /// after closing them. The kernel must log no warning meanwhile.
-fn table_churn_spares_other_vms(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+fn table_churn_spares_other_vms(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     if let Some(why) = vmm_unavailable() {
         return Err(Stop::Skip(why));
     }
     let mut kmsg = sys::Kmsg::open_at_end().or_fail(|| "open /dev/kmsg".into())?;
-    let (ok, lines) = run_vmm(cx, &["churn"])?;
+    let tables = st.cfg.churn_tables.to_string();
+    let (ok, lines) = run_vmm(cx, &["churn", "--tables", &tables])?;
     let problems: Vec<String> = kmsg
         .new_kernel_messages()
         .into_iter()

@@ -17,7 +17,9 @@
 //!   ends QEMU under `-no-reboot` too, and works where the kernel cannot power off, such as
 //!   x86 without usable ACPI);
 //! - `tce.bench=0|1`: whether `guest_bench` runs the sample VMM's benchmark (default 1; 0 skips
-//!   it, for the debug kernel, whose figures would mean nothing).
+//!   it, for the debug kernel, whose figures would mean nothing);
+//! - `tce.churn=N`: how many tables `table_churn_spares_other_vms` creates and closes (default
+//!   100000; the debug kernel, several times slower, uses fewer).
 
 /// What tce-init does, after the kernel command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +38,8 @@ pub struct Config {
     pub reboot: bool,
     /// Whether `guest_bench` runs.
     pub bench: bool,
+    /// Tables `table_churn_spares_other_vms` creates and closes.
+    pub churn_tables: u64,
 }
 
 /// The default module path.
@@ -51,6 +55,7 @@ impl Default for Config {
             timeout_secs: 120,
             reboot: false,
             bench: true,
+            churn_tables: 100_000,
         }
     }
 }
@@ -96,6 +101,7 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             "shutdown" if value == "reboot" => cfg.reboot = true,
             "bench" if value == "0" => cfg.bench = false,
             "bench" if value == "1" => cfg.bench = true,
+            "churn" => number(&mut cfg.churn_tables),
             _ => warnings.push(format!("{word}: unknown or empty, ignored")),
         }
     }
