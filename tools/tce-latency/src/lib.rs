@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+pub mod cost;
+
 use serde_json::Value;
 
 /// The prefix of the benchmark's JSON line in the console log.

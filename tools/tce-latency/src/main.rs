@@ -4,7 +4,7 @@
 //! JSON and SVG.
 //!
 //! ```text
-//! tce-latency INPUT [--json OUT.json] [--svg OUT.svg]
+//! tce-latency INPUT [--cost COST.txt] [--json OUT.json] [--svg OUT.svg]
 //! ```
 //!
 //! INPUT is a console log of the emulated POWER host (the benchmark's `TCE_VMM_JSON` line is
@@ -13,20 +13,22 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: tce-latency INPUT [--json OUT.json] [--svg OUT.svg]
+const USAGE: &str = "usage: tce-latency INPUT [--cost COST.txt] [--json OUT.json] [--svg OUT.svg]
 
 INPUT is the console log of a run of `tce-vmm bench` in the emulated POWER host (for example
 ~/.cache/tce-accel/build-ppc64le/tce-test-ppc64le.log) or its JSON. Prints the latency of each
-TCE hypercall on the three paths side by side; --json saves the report as pretty JSON, --svg
-draws it.";
+TCE hypercall on the three paths side by side; --cost adds the deterministic per-call cost
+that the tce_cost QEMU plugin counted in the same run (instructions, cache lines, pages);
+--json saves the report (with the cost) as pretty JSON, --svg draws the latencies.";
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
-    let (mut input, mut json, mut svg) = (None, None, None);
+    let (mut input, mut json, mut svg, mut cost) = (None, None, None, None);
     while let Some(a) = args.next() {
         match a.to_str() {
             Some("--json") => json = args.next().map(PathBuf::from),
             Some("--svg") => svg = args.next().map(PathBuf::from),
+            Some("--cost") => cost = args.next().map(PathBuf::from),
             Some("-h" | "--help") => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;
@@ -49,7 +51,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let rep = match tce_latency::find(&text) {
+    let mut rep = match tce_latency::find(&text) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tce-latency: {}: {e}", input.display());
@@ -57,6 +59,21 @@ fn main() -> ExitCode {
         }
     };
     print!("{}", tce_latency::table(&rep));
+    if let Some(path) = cost {
+        let jobs = match std::fs::read_to_string(&path) {
+            Ok(t) => tce_latency::cost::parse(&t),
+            Err(e) => {
+                eprintln!("tce-latency: cannot read {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        println!();
+        print!("{}", tce_latency::cost::table(&rep, &jobs));
+        let c = tce_latency::cost::json(&rep, &jobs);
+        if let Some(obj) = rep.doc.as_object_mut() {
+            obj.insert("cost".into(), c);
+        }
+    }
     let outputs = [
         (
             json,
