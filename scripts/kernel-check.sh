@@ -72,6 +72,14 @@ for k in "${kernels[@]}"; do
 		2> >(tee "$tmp/qemu.log" >&2)
 	n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\).*/\2/p' "$tmp/qemu.log" | tail -n1)
 	passed=$((passed + ${n:-0}))
+	# The tce_cost plugin of `make demo` builds, and QEMU loads it (its counts are demo's).
+	if [ "$k" = ppc64le ]; then
+		log "== $k: the tce_cost QEMU plugin builds and loads"
+		so=$(scripts/qemu-plugin-build.sh)
+		echo quit | qemu-system-ppc64 -M none -display none -monitor stdio \
+			-plugin "$so,out=$tmp/cost.txt" >"$tmp/plugin.log" 2>&1 ||
+			{ cat "$tmp/plugin.log" >&2; log "FAIL: QEMU cannot load $so"; exit 1; }
+	fi
 	# The real client: Debian's QEMU and a real Linux guest, on the module and on KVM's C path.
 	if [ "$arch" = ppc64le ]; then
 		log "== $k: a real guest under Debian's QEMU (scripts/real-guest.sh)"
