@@ -99,13 +99,16 @@ impl GuestMemory for SlotMemory<'_> {
             .checked_mul(8)
             .ok_or(GuestFault)?;
         let ua = self.gpa_to_ua(gpa).ok_or(GuestFault)?;
+        let last_gpa = gpa.checked_add(span).ok_or(GuestFault)?;
         // The list must be one run of the VMM's memory: the last word must be where the first
-        // one's slot puts it.
-        let end = self
-            .gpa_to_ua(gpa.checked_add(span).ok_or(GuestFault)?)
-            .ok_or(GuestFault)?;
-        if ua.checked_add(span) != Some(end) {
-            return Err(GuestFault);
+        // one's slot puts it. Within one 4 KiB page it is (a memory slot maps whole pages, in
+        // one run), which an H_PUT_TCE_INDIRECT list always is: it is 4 KiB-aligned and at most
+        // 4 KiB long. Other reads look the last word up too.
+        if gpa >> SLOT_PAGE_SHIFT != last_gpa >> SLOT_PAGE_SHIFT {
+            let end = self.gpa_to_ua(last_gpa).ok_or(GuestFault)?;
+            if ua.checked_add(span) != Some(end) {
+                return Err(GuestFault);
+            }
         }
         glue::read_user_be64(ua, out).map_err(|_| GuestFault)
     }
@@ -132,6 +135,9 @@ impl DmaMemory for NoDma {
 
     fn mapped_dec(&self, _region: ()) {}
 }
+
+/// log2 of the smallest page a memory slot maps: slots start and end on 4 KiB boundaries.
+const SLOT_PAGE_SHIFT: u32 = 12;
 
 /// `H_PUT_TCE_INDIRECT` lists up to this long are read into a buffer on the stack (256 bytes).
 const INDIRECT_ON_STACK: usize = 32;
