@@ -31,7 +31,10 @@ use crate::error::{
 use crate::guest::Job;
 use crate::hcall::Hcall;
 use crate::kvm::Vcpu;
-use crate::stall::Takeover;
+use crate::stall::{
+    Param,
+    TAKEOVER, //
+};
 use crate::vmm::{
     Vmm,
     KVM_LIOBN,
@@ -55,30 +58,6 @@ const MAX_TABLES: &str = "/sys/module/tce_accel/parameters/max_tables_per_vm";
 
 /// `max_tables_per_vm` while the limit is checked.
 const LIMIT_FOR_CHECK: u64 = 100;
-
-/// A module parameter set for the life of the value, put back when it is dropped.
-struct Param {
-    path: &'static str,
-    old: String,
-}
-
-impl Param {
-    fn set(path: &'static str, value: &str) -> Result<Param> {
-        let old =
-            std::fs::read_to_string(path).map_err(|source| Error::OpenFile { path, source })?;
-        std::fs::write(path, value).map_err(|source| Error::OpenFile { path, source })?;
-        Ok(Param {
-            path,
-            old: old.trim().to_string(),
-        })
-    }
-}
-
-impl Drop for Param {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.path, &self.old);
-    }
-}
 
 /// How long the quiet phase times VM B.
 const QUIET: Duration = Duration::from_secs(2);
@@ -142,17 +121,9 @@ fn phase<T: Send>(
     })
 }
 
-/// The errno of a failed ioctl, if it is one.
-fn errno_of(e: &Error) -> Option<i32> {
-    match e {
-        Error::Ioctl { source, .. } => source.raw_os_error(),
-        _ => None,
-    }
-}
-
 /// Runs `tce-vmm churn`; returns whether VM B did not notice VM A and the limit held.
 pub fn run(opts: &Options) -> Result<bool> {
-    let _takeover = Takeover::set(true)?;
+    let _takeover = Param::set(TAKEOVER, "1")?;
     let b = Vmm::without_shim()?;
     b.add_kvm_window(WindowParams::new(KVM_LIOBN, WINDOW_PAGE_SHIFT, 0, 1 << 16))?;
     let mut vcpu = b.create_vcpu(0)?;
@@ -208,7 +179,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     let refused = loop {
         match a.create_kvm_table(&window(tables.len() as u64)) {
             Ok(fd) => tables.push(fd),
-            Err(e) => break errno_of(&e),
+            Err(e) => break e.errno().map(Errno::raw_os_error),
         }
         if tables.len() as u64 > max {
             break None;

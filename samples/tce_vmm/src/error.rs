@@ -220,6 +220,19 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The errno of a failed ioctl or step, if the error is one.
+    pub fn errno(&self) -> Option<rustix::io::Errno> {
+        match self {
+            Error::Ioctl { source, .. } => source
+                .raw_os_error()
+                .map(rustix::io::Errno::from_raw_os_error),
+            Error::Hostile { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
 impl From<tce_shim::Error> for Error {
     fn from(source: tce_shim::Error) -> Self {
         Error::Shim { source }

@@ -60,32 +60,29 @@ pub const LIMIT: Duration = Duration::from_secs(1);
 const LIST: GuestAddress = GuestAddress(0x03f0_0000);
 
 /// The module's parameter that sends `KVM_CREATE_SPAPR_TCE_64` tables to it.
-const TAKEOVER: &str = "/sys/module/tce_accel/parameters/takeover";
+pub(crate) const TAKEOVER: &str = "/sys/module/tce_accel/parameters/takeover";
 
-/// Sets `takeover` for the life of the value and puts the old value back when dropped.
-pub(crate) struct Takeover {
+/// A module parameter set for the life of the value, put back when it is dropped.
+pub(crate) struct Param {
+    path: &'static str,
     old: String,
 }
 
-impl Takeover {
-    pub(crate) fn set(on: bool) -> Result<Takeover> {
-        let old = std::fs::read_to_string(TAKEOVER).map_err(|source| Error::OpenFile {
-            path: TAKEOVER,
-            source,
-        })?;
-        std::fs::write(TAKEOVER, if on { "1" } else { "0" }).map_err(|source| Error::OpenFile {
-            path: TAKEOVER,
-            source,
-        })?;
-        Ok(Takeover {
+impl Param {
+    pub(crate) fn set(path: &'static str, value: &str) -> Result<Param> {
+        let old =
+            std::fs::read_to_string(path).map_err(|source| Error::OpenFile { path, source })?;
+        std::fs::write(path, value).map_err(|source| Error::OpenFile { path, source })?;
+        Ok(Param {
+            path,
             old: old.trim().to_string(),
         })
     }
 }
 
-impl Drop for Takeover {
+impl Drop for Param {
     fn drop(&mut self) {
-        let _ = std::fs::write(TAKEOVER, &self.old);
+        let _ = std::fs::write(self.path, &self.old);
     }
 }
 
@@ -121,7 +118,7 @@ fn churn(vmm: &Vmm, n: u64) -> Result<Worst> {
 
 /// Runs `tce-vmm stall`; returns whether VM B never waited and VM A's call finished right.
 pub fn run(opts: &Options) -> Result<bool> {
-    let _takeover = Takeover::set(true)?;
+    let _takeover = Param::set(TAKEOVER, "1")?;
     let a = Vmm::without_shim()?;
     let params = WindowParams::new(KVM_LIOBN, WINDOW_PAGE_SHIFT, 0, 1 << 16);
     a.add_kvm_window(params)?;

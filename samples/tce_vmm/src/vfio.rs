@@ -572,7 +572,7 @@ fn check_v1_refused(device: &str, found: &mut Findings) -> Result<()> {
     expect_errno(
         found,
         "attaching the group of a v1 container through the KVM-VFIO device",
-        set.map_err(|e| errno_of(&e)),
+        set.map_err(|e| e.errno().unwrap_or(Errno::IO)),
         Errno::INVAL,
     );
     dev.del_group(gfd)?;
@@ -587,16 +587,6 @@ fn check_v1_refused(device: &str, found: &mut Findings) -> Result<()> {
         params.offset << 12
     );
     Ok(())
-}
-
-/// The errno of a failed ioctl, or `EIO` for any other error.
-fn errno_of(e: &Error) -> Errno {
-    match e {
-        Error::Ioctl { source, .. } => source
-            .raw_os_error()
-            .map_or(Errno::IO, Errno::from_raw_os_error),
-        _ => Errno::IO,
-    }
 }
 
 /// The host's safety rule, before anything is mapped: a guest page that the VMM has not

@@ -1179,14 +1179,7 @@ fn table_churn_spares_other_vms(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), 
     let mut kmsg = sys::Kmsg::open_at_end().or_fail(|| "open /dev/kmsg".into())?;
     let tables = st.cfg.churn_tables.to_string();
     let (ok, lines) = run_vmm(cx, &["churn", "--tables", &tables])?;
-    let problems: Vec<String> = kmsg
-        .new_kernel_messages()
-        .into_iter()
-        .filter(|m| kernel_problem(m))
-        .collect();
-    if let Some(first) = problems.first() {
-        cx.fail(format!("the kernel logged: {first}"));
-    }
+    fail_on_kernel_problems(&mut kmsg, cx);
     vmm_verdict(ok, &lines, "churn")
 }
 
@@ -1374,20 +1367,7 @@ fn vfio_attach(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     let mut kmsg = sys::Kmsg::open_at_end().or_fail(|| "open /dev/kmsg".into())?;
     let (ok, lines) = run_vmm(cx, &["vfio", "--device", VFIO_DEVICE])?;
     // A group that the KVM-VFIO device knew but never gave a table used to warn on release.
-    let problems: Vec<String> = kmsg
-        .new_kernel_messages()
-        .into_iter()
-        .filter(|m| kernel_problem(m))
-        .collect();
-    for p in problems.iter().take(20) {
-        cx.diag(&format!("kernel: {p}"));
-    }
-    if let Some(first) = problems.first() {
-        cx.fail(format!(
-            "the kernel logged {} problem lines, the first: {first}",
-            problems.len()
-        ));
-    }
+    fail_on_kernel_problems(&mut kmsg, cx);
     vmm_verdict(ok, &lines, "vfio")
 }
 
@@ -1496,6 +1476,25 @@ const MAX_CYCLES: usize = 100;
 
 /// The line of `tce-vmm hammer` that says every vCPU is issuing hypercalls.
 const HAMMER_RUNNING: &str = "tce-vmm: hammer: running: ";
+
+/// Fails the test for every kernel warning, bug or leak report logged since `kmsg` was
+/// opened (or last read), printing up to 20 of them.
+fn fail_on_kernel_problems(kmsg: &mut sys::Kmsg, cx: &mut Ctx<'_>) {
+    let problems: Vec<String> = kmsg
+        .new_kernel_messages()
+        .into_iter()
+        .filter(|m| kernel_problem(m))
+        .collect();
+    for p in problems.iter().take(20) {
+        cx.diag(&format!("kernel: {p}"));
+    }
+    if let Some(first) = problems.first() {
+        cx.fail(format!(
+            "the kernel logged {} problem lines, the first: {first}",
+            problems.len()
+        ));
+    }
+}
 
 /// Kernel log messages that fail a test that reads the log itself.
 fn kernel_problem(msg: &str) -> bool {
@@ -1691,20 +1690,7 @@ fn reload_while_hammered(st: &State, cx: &mut Ctx<'_>, module: BorrowedFd<'_>) -
     cx.check(std::fs::symlink_metadata(DEVICE).is_ok(), || {
         format!("{DEVICE} is missing after the last load")
     });
-    let problems: Vec<String> = kmsg
-        .new_kernel_messages()
-        .into_iter()
-        .filter(|m| kernel_problem(m))
-        .collect();
-    for p in problems.iter().take(20) {
-        cx.diag(&format!("kernel: {p}"));
-    }
-    if let Some(first) = problems.first() {
-        cx.fail(format!(
-            "the kernel logged {} problem lines, the first: {first}",
-            problems.len()
-        ));
-    }
+    fail_on_kernel_problems(&mut kmsg, cx);
     Ok(())
 }
 
