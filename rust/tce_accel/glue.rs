@@ -15,18 +15,15 @@ use core::ptr::NonNull;
 use core::sync::atomic::AtomicU64;
 
 use kernel::{
+    error::to_result,
     page::PAGE_SHIFT,
     prelude::*,
-    sync::Arc,
-    transmute::AsBytes,
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    }, //
+    sync::Arc, //
 };
 
 use crate::engine::hwtable::HwEntry;
 use crate::engine::tce::TCE_RW;
+use crate::provider::InHcall;
 
 /// A `struct page *`. Rust never looks inside a page, so it stays opaque (and FFI-safe).
 pub(crate) type PagePtr = *mut c_void;
@@ -85,9 +82,8 @@ mod ffi {
         pub(super) fn tce_glue_debugfs_remove();
         pub(super) fn tce_glue_vcpu_vm(vcpu: *mut c_void) -> *mut c_void;
         pub(super) fn tce_glue_vcpu_set_gpr(vcpu: *mut c_void, reg: c_uint, value: u64);
-        pub(super) fn tce_glue_memslots_lock(vm: *mut c_void) -> c_int;
-        pub(super) fn tce_glue_memslots_unlock(vm: *mut c_void, idx: c_int);
         pub(super) fn tce_glue_gpa_to_ua(vm: *mut c_void, gpa: u64, ua: *mut u64) -> bool;
+        pub(super) fn tce_glue_read_user_be64(ua: u64, out: *mut u64, n: usize) -> c_int;
         pub(super) fn tce_glue_capable_sys_admin() -> bool;
         pub(super) fn tce_glue_cond_resched();
         pub(super) fn tce_glue_group_get(
@@ -547,31 +543,27 @@ impl VcpuRef {
         }
     }
 
-    /// Holds the VM's memory slots stable for guest address translations, until the returned
-    /// value is dropped.
-    pub(crate) fn memslots(&self) -> MemSlots<'_> {
-        // SAFETY: By the type invariant `vm` is the live VM of a live vCPU.
-        let idx = unsafe { ffi::tce_glue_memslots_lock(self.vm) };
-        // INVARIANT: the read side was just entered, and the VM lives as long as `self`.
+    /// The VM's memory slots, for guest address translations during the hypercall: KVM holds
+    /// them stable (it calls the handlers on the read side of `kvm->srcu`, which `in_hcall`
+    /// proves), so this takes no lock of its own.
+    pub(crate) fn memslots<'a>(&'a self, _in_hcall: &'a InHcall) -> MemSlots<'a> {
+        // INVARIANT: `in_hcall` proves the read side is held for as long as `'a`, and the VM
+        // lives as long as `self`.
         MemSlots {
             vm: self.vm,
-            idx,
-            _vcpu: core::marker::PhantomData,
+            _held: core::marker::PhantomData,
         }
     }
 }
 
-/// A VM's memory slots, held stable (on the read side of `kvm->srcu`).
+/// A VM's memory slots, held stable by KVM for one hypercall.
 ///
 /// # Invariants
 ///
-/// `vm` is a live VM, and `idx` came from entering the read side of its `srcu`, which this
-/// value leaves when dropped.
-#[must_use]
+/// `vm` is a live VM, and the current thread is on the read side of its `kvm->srcu` for `'a`.
 pub(crate) struct MemSlots<'a> {
     vm: *mut c_void,
-    idx: c_int,
-    _vcpu: core::marker::PhantomData<&'a VcpuRef>,
+    _held: core::marker::PhantomData<(&'a VcpuRef, &'a InHcall)>,
 }
 
 impl MemSlots<'_> {
@@ -586,25 +578,11 @@ impl MemSlots<'_> {
     }
 }
 
-impl Drop for MemSlots<'_> {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant `idx` is the read side entered for this VM, left once.
-        unsafe { ffi::tce_glue_memslots_unlock(self.vm, self.idx) };
-    }
-}
-
-/// Reads `out.len()` big-endian words at user address `ua` of the current process, in one
-/// copy.
+/// Reads `out.len()` big-endian words at user address `ua` of the current process, in host
+/// order: a few word by word, more in one copy (`tce_glue.c` says why).
 pub(crate) fn read_user_be64(ua: u64, out: &mut [u64]) -> Result {
-    let ua = usize::try_from(ua).map_err(|_| EFAULT)?;
-    let len = out.len().checked_mul(8).ok_or(EFAULT)?;
-    UserSlice::new(UserPtr::from_addr(ua), len)
-        .reader()
-        .read_slice(AsBytes::as_bytes_mut(out))?;
-    for word in out.iter_mut() {
-        *word = u64::from_be(*word);
-    }
-    Ok(())
+    // SAFETY: `out` is valid for writes of `out.len()` words; the glue checks the user range.
+    to_result(unsafe { ffi::tce_glue_read_user_be64(ua, out.as_mut_ptr(), out.len()) })
 }
 
 /// Lets other tasks run if this one has run long (process context only).

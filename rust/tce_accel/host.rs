@@ -117,8 +117,9 @@ impl<T: Send + Sync> SlotArray<T> for KSlots<T> {
         self.slots.len()
     }
 
+    #[inline]
     fn get(&self, i: usize) -> Option<&T> {
-        let p = self.slots[i].load(Ordering::Acquire);
+        let p = self.slots.get(i)?.load(Ordering::Acquire);
         // SAFETY: By the type invariant a non-null pointer is a live value owned by `self`.
         (!p.is_null()).then(|| unsafe { &*p })
     }

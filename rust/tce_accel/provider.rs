@@ -142,6 +142,9 @@ const SLOT_PAGE_SHIFT: u32 = 12;
 /// `H_PUT_TCE_INDIRECT` lists up to this long are read into a buffer on the stack (256 bytes).
 const INDIRECT_ON_STACK: usize = 32;
 
+/// Lists up to this long use a smaller one (32 bytes), which costs less to zero.
+const INDIRECT_TINY: usize = 4;
+
 /// The hardware tables attached to a window, as the engine iterates over them.
 type HwTables<'a> =
     core::iter::Map<core::slice::Iter<'a, Arc<HwAttach>>, fn(&'a Arc<HwAttach>) -> &'a HwAttach>;
@@ -169,6 +172,7 @@ impl GuestMemory for NoGuest {
 struct Found<'a> {
     table: &'a Table,
     attached: &'a [Arc<HwAttach>],
+    in_hcall: &'a InHcall,
 }
 
 impl<'a> Found<'a> {
@@ -204,11 +208,12 @@ unsafe fn with_table(
     let found = Found {
         table,
         attached: table.attached().get(&in_hcall),
+        in_hcall: &in_hcall,
     };
     let watch = span.and_then(|(ioba, npages)| table.watch(ioba, npages));
     let r = f(&found);
     if let Some(w) = watch {
-        w.zap_new(table, r.is_ok());
+        w.zap_new(table);
     }
     match r {
         Ok(()) => 0,
@@ -216,11 +221,15 @@ unsafe fn with_table(
     }
 }
 
-/// Runs `f` with the guest's memory, its slots held for the hypercall, and the preregistered
-/// memory of the VM's process.
-fn with_guest<R>(vcpu: &VcpuRef, f: impl FnOnce(&Vm<'_, SlotMemory<'_>, KvmDma<'_>>) -> R) -> R {
+/// Runs `f` with the guest's memory, as KVM holds its slots for the hypercall, and the
+/// preregistered memory of the VM's process.
+fn with_guest<R>(
+    vcpu: &VcpuRef,
+    in_hcall: &InHcall,
+    f: impl FnOnce(&Vm<'_, SlotMemory<'_>, KvmDma<'_>>) -> R,
+) -> R {
     let guest = SlotMemory {
-        slots: vcpu.memslots(),
+        slots: vcpu.memslots(in_hcall),
     };
     f(&Vm {
         guest: &guest,
@@ -246,7 +255,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
     // SAFETY: By the function's safety requirements, as `with_table` needs.
     unsafe {
         with_table(table, Hcall::Put, Some((ioba, 1)), |t| {
-            with_guest(&vcpu, |vm| vm.put_tce(t.target(), ioba, tce))
+            with_guest(&vcpu, t.in_hcall, |vm| vm.put_tce(t.target(), ioba, tce))
         })
     }
 }
@@ -272,9 +281,14 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
         with_table(table, Hcall::PutIndirect, Some((ioba, npages)), |t| {
             // A short list fits on the stack; a whole one (4 KiB) is too much for it and costs one
             // kmalloc. A list longer than INDIRECT_MAX gets H_PARAMETER before the buffer is used.
-            let mut small = [0u64; INDIRECT_ON_STACK];
+            // Only the buffer used is zeroed: a one-entry list does not pay for 32.
+            let mut tiny = [0u64; INDIRECT_TINY];
+            let mut small;
             let mut large;
-            let buf = if npages <= INDIRECT_ON_STACK as u64 {
+            let buf = if npages <= INDIRECT_TINY as u64 {
+                &mut tiny[..]
+            } else if npages <= INDIRECT_ON_STACK as u64 {
+                small = [0u64; INDIRECT_ON_STACK];
                 &mut small[..]
             } else if npages <= INDIRECT_MAX as u64 {
                 large = KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL)
@@ -283,7 +297,7 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
             } else {
                 &mut []
             };
-            with_guest(&vcpu, |vm| {
+            with_guest(&vcpu, t.in_hcall, |vm| {
                 vm.put_tce_indirect(t.target(), ioba, tce_list, npages, buf)
             })
         })

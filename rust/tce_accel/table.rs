@@ -167,72 +167,62 @@ impl Table {
         self.hcalls[h as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Before a hypercall on `npages` entries from `ioba`: which of their pages are absent and
-    /// mapped (as the zero page, maybe) by the VMM, so that [`Watch::zap_new`] can zap the
-    /// ones the call allocates. `None` when there is nothing to watch: the table is not mapped,
-    /// or the range is not valid (the call then allocates nothing).
+    /// Before a hypercall on `npages` entries from `ioba`, so that [`Watch::zap_new`] can zap
+    /// the VMM's mappings (of the zero page, maybe) of the pages the call allocates. `None`
+    /// when there is nothing to watch: the table is not mapped. Costs two loads: the pages are
+    /// looked at only if the table's allocation count moved during the call.
     pub(crate) fn watch(&self, ioba: u64, npages: u64) -> Option<Watch> {
         let mapping = self.mapping.load(Ordering::Acquire);
-        if mapping.is_null() {
-            return None;
-        }
-        let (first, last) = self.window.pages_of_range(ioba, npages)?;
-        // A call touches at most two pages, but for H_STUFF_TCE: a wide one is zapped as a
-        // whole if it may allocate.
-        if last - first >= WATCHED {
-            return Some(Watch {
-                mapping,
-                first,
-                count: last - first + 1,
-                absent: u64::MAX,
-            });
-        }
-        let mut absent = 0u64;
-        for i in 0..=last - first {
-            if !self.window.page_present(first + i) {
-                absent |= 1 << i;
-            }
-        }
-        (absent != 0).then_some(Watch {
+        (!mapping.is_null()).then(|| Watch {
             mapping,
-            first,
-            count: last - first + 1,
-            absent,
+            ioba,
+            npages,
+            allocations: self.window.allocations(),
         })
     }
 }
 
-/// Pages watched one by one by [`Table::watch`]; wider ranges are zapped whole.
+/// Pages checked one by one by [`Watch::zap_new`]; wider ranges are zapped whole.
 const WATCHED: u64 = 8;
 
-/// The absent pages of a hypercall's range, taken before the call (see [`Table::watch`]).
+/// A hypercall's range and the table's allocation count before it (see [`Table::watch`]).
 pub(crate) struct Watch {
     mapping: *mut c_void,
-    first: u64,
-    count: u64,
-    /// Bit `i` set: page `first + i` was absent (all set for a range too wide to watch).
-    absent: u64,
+    ioba: u64,
+    npages: u64,
+    allocations: u64,
 }
 
 impl Watch {
-    /// After the call: zaps the VMM's mappings of the watched pages that now exist, so that no
-    /// zero page is left mapped where the table now has a page. Pairs with the read fault,
-    /// which inserts the zero page and then looks for the page. A range too wide to watch is
-    /// zapped whole, and only after a call that `succeeded` (a rejected one allocates nothing).
-    pub(crate) fn zap_new(self, table: &Table, succeeded: bool) {
+    /// After the call: if the table allocated pages meanwhile (this call's, and maybe other
+    /// threads'), zaps the VMM's mappings of the range's pages that now exist, so that no zero
+    /// page is left mapped where the table now has a page. Pairs with the read fault, which
+    /// inserts the zero page and then looks for the page. A range too wide to check page by
+    /// page is zapped whole. Zapping a page that already existed only costs the VMM a fault.
+    #[inline]
+    pub(crate) fn zap_new(self, table: &Table) {
+        if table.window.allocations() != self.allocations {
+            self.zap(table);
+        }
+    }
+
+    /// The zapping half of [`Watch::zap_new`], after an allocation.
+    #[cold]
+    #[inline(never)]
+    fn zap(self, table: &Table) {
+        let Some((first, last)) = table.window.pages_of_range(self.ioba, self.npages) else {
+            return;
+        };
         fence(Ordering::SeqCst);
-        if self.absent == u64::MAX {
-            if !succeeded {
-                return;
-            }
+        if last - first >= WATCHED {
             // SAFETY: `mapping` is the table's file's, which outlives the table.
-            unsafe { glue::zap(self.mapping, self.first, self.count) };
+            unsafe { glue::zap(self.mapping, first, last - first + 1) };
             return;
         }
-        for i in 0..self.count {
-            if self.absent & (1 << i) != 0 && table.window.page_present(self.first + i) {
+        for page in first..=last {
+            if table.window.page_present(page) {
                 // SAFETY: As above.
-                unsafe { glue::zap(self.mapping, self.first + i, 1) };
+                unsafe { glue::zap(self.mapping, page, 1) };
             }
         }
     }

@@ -553,20 +553,11 @@ void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu)
 }
 
 /* Holds the memory slots of @vm stable for tce_glue_gpa_to_ua(). */
-int tce_glue_memslots_lock(void *vm)
-{
-	return srcu_read_lock(&((struct kvm *)vm)->srcu);
-}
-
-void tce_glue_memslots_unlock(void *vm, int idx)
-{
-	srcu_read_unlock(&((struct kvm *)vm)->srcu, idx);
-}
-
 /*
  * Translates guest physical address @gpa of @vm through its memory slots into
  * the VMM's user address, as KVM's own TCE code does; false if no slot holds
- * it. The caller holds the slots (tce_glue_memslots_lock()).
+ * it. The caller is a hypercall handler: KVM holds the VM's srcu, and so its
+ * slots, around it.
  */
 bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua)
 {
@@ -579,6 +570,37 @@ bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua)
 		return false;
 	*ua = __gfn_to_hva_memslot(slot, gfn) | (gpa & ~PAGE_MASK);
 	return true;
+}
+
+/*
+ * Reads @n big-endian words at user address @ua of the current process into
+ * @out, in host order. Up to TCE_GLUE_WORDWISE words are read one by one with
+ * get_user(), as KVM's C path reads an H_PUT_TCE_INDIRECT list: for a short
+ * list that is a few instructions, where copy_from_user() costs about 150 (the
+ * tce_cost plugin counted them). A longer list is one copy.
+ */
+#define TCE_GLUE_WORDWISE 8
+
+int tce_glue_read_user_be64(u64 ua, u64 *out, size_t n)
+{
+	__be64 __user *p = u64_to_user_ptr(ua);
+	size_t i;
+
+	if (n <= TCE_GLUE_WORDWISE) {
+		for (i = 0; i < n; i++) {
+			__be64 w;
+
+			if (get_user(w, p + i))
+				return -EFAULT;
+			out[i] = be64_to_cpu(w);
+		}
+		return 0;
+	}
+	if (n > SIZE_MAX / sizeof(*out) || copy_from_user(out, p, n * sizeof(*out)))
+		return -EFAULT;
+	for (i = 0; i < n; i++)
+		out[i] = be64_to_cpu((__force __be64)out[i]);
+	return 0;
 }
 
 /*

@@ -24,10 +24,14 @@
  * which path, and how many calls a row made, the benchmark's own JSON says (tce-latency matches
  * the two).
  *
- * Arguments: out=FILE (where the report is written at exit; default stderr).
+ * Arguments: out=FILE (where the report is written at exit; default stderr); profile=FILE
+ * (optional: where each reported job's instructions go, by the address of the translated
+ * block that executed them, for scripts/cost-profile.sh to name by function).
  * Output, one line per such job, in the order the jobs ended:
  *   tce_cost hcall=0x20 liobn=0x80000001 npages=0 calls=N insns=MEDIAN insns_min=MIN
  *            lines=MEDIAN pages=MEDIAN
+ * and in the profile, per such job, its line as above and then one line per block address:
+ *   pc=0xADDR insns=TOTAL   (TOTAL over all the job's calls: divide by calls=N)
  */
 #include <glib.h>
 #include <inttypes.h>
@@ -71,6 +75,14 @@ struct vcpu {
 	/* The current job: its key ("" before its first call, NULL once its calls differ). */
 	char *key;
 	GArray *samples;
+	/* With profile=: instructions of the current job by block address. */
+	GHashTable *by_pc;
+};
+
+/* What a translated block's callback knows of it. */
+struct block {
+	uint64_t vaddr;
+	uint64_t n;
 };
 
 static struct vcpu vcpus[MAX_VCPUS];
@@ -78,6 +90,8 @@ static struct qemu_plugin_register *reg_r3, *reg_r4, *reg_r7;
 static GMutex lock;
 static GPtrArray *report;	/* one line per job of alike calls, in order */
 static char *out_path;
+static char *profile_path;
+static GString *profile;	/* the profile's text, written at exit */
 
 static struct vcpu *vcpu_of(unsigned int index)
 {
@@ -175,8 +189,20 @@ static void end_job(struct vcpu *v)
 				       median_of(a, offsetof(struct sample, pages)));
 		g_mutex_lock(&lock);
 		g_ptr_array_add(report, line);
+		if (profile) {
+			GHashTableIter it;
+			gpointer pc, n;
+
+			g_string_append_printf(profile, "%s\n", line);
+			g_hash_table_iter_init(&it, v->by_pc);
+			while (g_hash_table_iter_next(&it, &pc, &n))
+				g_string_append_printf(profile, "pc=%#" PRIx64 " insns=%" PRIu64 "\n",
+						       *(uint64_t *)pc, *(uint64_t *)n);
+		}
 		g_mutex_unlock(&lock);
 	}
+	if (v->by_pc)
+		g_hash_table_remove_all(v->by_pc);
 	g_free(v->key);
 	v->key = g_strdup("");
 	g_array_set_size(a, 0);
@@ -223,6 +249,64 @@ static void on_tb(unsigned int index, void *udata)
 		v->insns += (uintptr_t)udata;
 }
 
+/* With profile=: as on_tb, and a measured call's block adds to the job's count at its address. */
+static void on_tb_profiled(unsigned int index, void *udata)
+{
+	struct vcpu *v = vcpu_of(index);
+	const struct block *b = udata;
+	uint64_t *n;
+
+	if (!v)
+		return;
+	v->insns += b->n;
+	if (v->state != MEASURING)
+		return;
+	n = g_hash_table_lookup(v->by_pc, &b->vaddr);
+	if (!n) {
+		uint64_t *key = g_new(uint64_t, 1);
+
+		*key = b->vaddr;
+		n = g_new0(uint64_t, 1);
+		g_hash_table_insert(v->by_pc, key, n);
+	}
+	*n += b->n;
+}
+
+/*
+ * The block descriptions of profile=, one per distinct (address, length): a block translated
+ * again shares its description, so retranslation does not grow memory.
+ */
+static GHashTable *blocks;
+
+static struct block *block_of(uint64_t vaddr, uint64_t n)
+{
+	struct block key = { vaddr, n }, *b;
+
+	g_mutex_lock(&lock);
+	b = g_hash_table_lookup(blocks, &key);
+	if (!b) {
+		b = g_new(struct block, 1);
+		*b = key;
+		g_hash_table_add(blocks, b);
+	}
+	g_mutex_unlock(&lock);
+	return b;
+}
+
+static guint block_hash(gconstpointer p)
+{
+	const struct block *b = p;
+
+	return g_int64_hash(&b->vaddr) ^ (guint)b->n;
+}
+
+static gboolean block_equal(gconstpointer a, gconstpointer b)
+{
+	const struct block *x = a, *y = b;
+
+	return x->vaddr == y->vaddr && x->n == y->n;
+}
+
 static void on_mem(unsigned int index, qemu_plugin_meminfo_t info, uint64_t vaddr,
 		   void *udata)
 {
@@ -238,8 +322,12 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
 	size_t n = qemu_plugin_tb_n_insns(tb);
 
-	qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb, QEMU_PLUGIN_CB_NO_REGS,
-					     (void *)(uintptr_t)n);
+	if (profile)
+		qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb_profiled, QEMU_PLUGIN_CB_NO_REGS,
+						     block_of(qemu_plugin_tb_vaddr(tb), n));
+	else
+		qemu_plugin_register_vcpu_tb_exec_cb(tb, on_tb, QEMU_PLUGIN_CB_NO_REGS,
+						     (void *)(uintptr_t)n);
 	for (size_t i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
 		uint8_t b[4];
@@ -278,6 +366,9 @@ static void on_vcpu_init(qemu_plugin_id_t id, unsigned int index)
 		v->pages = g_hash_table_new(g_direct_hash, g_direct_equal);
 		v->samples = g_array_new(FALSE, FALSE, sizeof(struct sample));
 		v->key = g_strdup("");
+		if (profile)
+			v->by_pc = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free,
+							 g_free);
 	}
 }
 
@@ -293,6 +384,16 @@ static void on_plugin_exit(qemu_plugin_id_t id, void *udata)
 	g_mutex_unlock(&lock);
 	if (f != stderr)
 		fclose(f);
+	if (profile) {
+		FILE *p = fopen(profile_path, "w");
+
+		if (p) {
+			fputs(profile->str, p);
+			fclose(p);
+		} else {
+			fprintf(stderr, "tce_cost: cannot write %s\n", profile_path);
+		}
+	}
 }
 
 QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info,
@@ -301,12 +402,18 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
 	for (int i = 0; i < argc; i++) {
 		if (!strncmp(argv[i], "out=", 4)) {
 			out_path = g_strdup(argv[i] + 4);
+		} else if (!strncmp(argv[i], "profile=", 8)) {
+			profile_path = g_strdup(argv[i] + 8);
 		} else {
 			fprintf(stderr, "tce_cost: unknown argument %s\n", argv[i]);
 			return -1;
 		}
 	}
 	report = g_ptr_array_new();
+	if (profile_path) {
+		profile = g_string_new(NULL);
+		blocks = g_hash_table_new(block_hash, block_equal);
+	}
 	qemu_plugin_register_vcpu_init_cb(id, on_vcpu_init);
 	qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);
 	qemu_plugin_register_atexit_cb(id, on_plugin_exit, NULL);

@@ -99,6 +99,8 @@ pub trait GuestMemory {
     /// is not in any memory slot.
     fn gpa_to_ua(&self, gpa: u64) -> Option<u64>;
     /// Reads `out.len()` big-endian 64-bit words starting at `gpa` into `out` in host order.
+    /// Fails if any of them is not in guest RAM, so a read of at least one word also checks
+    /// that `gpa` is.
     fn read_be64(&self, gpa: u64, out: &mut [u64]) -> Result<(), GuestFault>;
 }
 

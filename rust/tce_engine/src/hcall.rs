@@ -309,10 +309,13 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         I: Iterator<Item = &'t T> + Clone,
     {
         let window = p.target.window;
-        let entry = window.offset() + p.rel;
-        let r = self.update_tables(window, p.target.tables.clone(), entry, p.tce, p.ua);
-        Self::invalidate(window, p.target.tables, entry, 1);
-        r?;
+        // Most windows have no hardware table: they skip the loops.
+        if p.target.tables.clone().next().is_some() {
+            let entry = window.offset() + p.rel;
+            let r = self.update_tables(window, p.target.tables.clone(), entry, p.tce, p.ua);
+            Self::invalidate(window, p.target.tables, entry, 1);
+            r?;
+        }
         match p.slot {
             Some((page, word)) => {
                 page.store(word, p.tce);
@@ -366,12 +369,16 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         let rel = window
             .check_range(ioba, npages)
             .ok_or(HcallError::Parameter)?;
-        self.guest.gpa_to_ua(tce_list).ok_or(HcallError::TooHard)?;
         // npages <= INDIRECT_MAX was checked above.
         let list = buf.get_mut(..npages as usize).ok_or(HcallError::TooHard)?;
-        self.guest
-            .read_be64(tce_list, list)
-            .map_err(|_| HcallError::TooHard)?;
+        // The list must be in guest RAM even when it is empty; reading it translates it.
+        if list.is_empty() {
+            self.guest.gpa_to_ua(tce_list).ok_or(HcallError::TooHard)?;
+        } else {
+            self.guest
+                .read_be64(tce_list, list)
+                .map_err(|_| HcallError::TooHard)?;
+        }
         for &tce in list.iter() {
             self.validate_tce(window, target.tables.clone(), tce)?;
         }
@@ -399,27 +406,31 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         let window = p.target.window;
         let first = window.offset() + p.rel;
         let has_tables = p.target.tables.clone().next().is_some();
+        if !has_tables {
+            // Only the guest view to write: one page lookup per page, not per entry.
+            return window
+                .store_all(p.rel, p.list)
+                .map_err(|_| HcallError::TooHard);
+        }
         let mut result = Ok(());
         for (i, &tce) in p.list.iter().enumerate() {
             let i = i as u64;
-            if has_tables {
-                // Validated before, so the translation succeeds; the hardware update may still
-                // fail, or find that preregistered memory went away in between.
-                let ua = match Direction::of(tce) {
-                    Direction::None => None,
-                    _ => match self.guest.gpa_to_ua(tce_gpa(tce)) {
-                        Some(ua) => Some(ua),
-                        None => {
-                            result = Err(HcallError::TooHard);
-                            break;
-                        }
-                    },
-                };
-                let r = self.update_tables(window, p.target.tables.clone(), first + i, tce, ua);
-                if let Err(e) = r {
-                    result = Err(e);
-                    break;
-                }
+            // Validated before, so the translation succeeds; the hardware update may still
+            // fail, or find that preregistered memory went away in between.
+            let ua = match Direction::of(tce) {
+                Direction::None => None,
+                _ => match self.guest.gpa_to_ua(tce_gpa(tce)) {
+                    Some(ua) => Some(ua),
+                    None => {
+                        result = Err(HcallError::TooHard);
+                        break;
+                    }
+                },
+            };
+            let r = self.update_tables(window, p.target.tables.clone(), first + i, tce, ua);
+            if let Err(e) = r {
+                result = Err(e);
+                break;
             }
             if window.store(p.rel + i, tce).is_err() {
                 result = Err(HcallError::TooHard);

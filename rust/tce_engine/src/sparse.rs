@@ -7,6 +7,11 @@
 //! 2^31-entry window costs a few kilobytes until the guest uses it, and walking a range that has
 //! no pages costs one check per absent chunk, not one per page or per entry.
 
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering, //
+};
+
 use super::env::{
     AllocError,
     Host,
@@ -24,6 +29,8 @@ pub(crate) struct SparsePages<H: Host> {
     host: H,
     len: u64,
     chunks: H::Slots<H::Slots<H::Page>>,
+    /// Pages allocated so far (a page two threads raced for may count twice).
+    allocated: AtomicU64,
 }
 
 impl<H: Host> SparsePages<H> {
@@ -31,7 +38,12 @@ impl<H: Host> SparsePages<H> {
     pub(crate) fn new(host: H, len: u64) -> Result<Self, AllocError> {
         let nchunks = usize::try_from(len.div_ceil(CHUNK_PAGES)).map_err(|_| AllocError)?;
         let chunks = host.alloc_slots(nchunks)?;
-        Ok(Self { host, len, chunks })
+        Ok(Self {
+            host,
+            len,
+            chunks,
+            allocated: AtomicU64::new(0),
+        })
     }
 
     /// Number of pages the array can hold.
@@ -40,6 +52,7 @@ impl<H: Host> SparsePages<H> {
     }
 
     /// Splits a page number into chunk and slot indices. `page < self.len`.
+    #[inline]
     fn split(page: u64) -> (usize, usize) {
         // Both fit: the chunk index is below the slot array's length, which is a usize, and the
         // slot index is below CHUNK_PAGES.
@@ -49,6 +62,7 @@ impl<H: Host> SparsePages<H> {
     }
 
     /// Page `page` if it has been allocated.
+    #[inline]
     pub(crate) fn get(&self, page: u64) -> Option<&H::Page> {
         if page >= self.len {
             return None;
@@ -58,7 +72,21 @@ impl<H: Host> SparsePages<H> {
     }
 
     /// Page `page`, allocated (zeroed) if it was absent. `page < self.len()`.
+    ///
+    /// A page that exists costs what [`SparsePages::get`] costs: the allocation is a call of
+    /// its own, out of the hypercalls' way.
+    #[inline]
     pub(crate) fn get_or_alloc(&self, page: u64) -> Result<&H::Page, AllocError> {
+        match self.get(page) {
+            Some(p) => Ok(p),
+            None => self.alloc(page),
+        }
+    }
+
+    /// The allocating half of [`SparsePages::get_or_alloc`].
+    #[cold]
+    #[inline(never)]
+    fn alloc(&self, page: u64) -> Result<&H::Page, AllocError> {
         if page >= self.len {
             return Err(AllocError);
         }
@@ -74,7 +102,15 @@ impl<H: Host> SparsePages<H> {
             return Ok(p);
         }
         let fresh = self.host.alloc_block(self.host.page_shift())?;
-        slots.get_or_insert(slot, fresh)
+        let page = slots.get_or_insert(slot, fresh)?;
+        self.allocated.fetch_add(1, Ordering::Relaxed);
+        Ok(page)
+    }
+
+    /// How many pages have been allocated so far: a count that only grows. A thread that reads
+    /// it before and after its own calls sees it move if they allocated a page.
+    pub(crate) fn allocated(&self) -> u64 {
+        self.allocated.load(Ordering::Relaxed)
     }
 
     /// Calls `f(page_number, page)` for every allocated page in `[first, last]`, skipping absent
@@ -137,6 +173,7 @@ impl<H: Host> SparsePages<H> {
     }
 
     /// Reads word `word` of page `page`; an absent page reads as zero.
+    #[inline]
     pub(crate) fn load(&self, page: u64, word: usize) -> u64 {
         self.get(page).map_or(0, |p| p.load(word))
     }

@@ -160,16 +160,19 @@ impl<H: Host> Window<H> {
     }
 
     /// log2 of the window's IOMMU page size.
+    #[inline]
     pub fn page_shift(&self) -> u32 {
         self.params.page_shift
     }
 
     /// The first entry index (bus address >> page shift).
+    #[inline]
     pub fn offset(&self) -> u64 {
         self.params.offset
     }
 
     /// The number of entries.
+    #[inline]
     pub fn size(&self) -> u64 {
         self.params.size
     }
@@ -194,6 +197,14 @@ impl<H: Host> Window<H> {
     /// touching the pages it never used.
     pub fn present_pages_from(&self, start: u64, out: &mut [u64]) -> usize {
         self.pages.present_from(start, out)
+    }
+
+    /// How many host pages have been allocated so far, by hypercalls and faults: a count that
+    /// only grows (a page two threads raced for may count twice). Read before and after
+    /// calls of the current thread, it tells whether they may have allocated a page, for one
+    /// load each instead of a lookup per page.
+    pub fn allocations(&self) -> u64 {
+        self.pages.allocated()
     }
 
     /// Whether host page `pgoff` of the table is allocated (false past the end).
@@ -223,6 +234,7 @@ impl<H: Host> Window<H> {
     }
 
     /// Page number and word of window-relative entry `rel`.
+    #[inline]
     fn locate(&self, rel: u64) -> (u64, usize) {
         let mask = (1u64 << self.entries_per_page_shift) - 1;
         // The word index is below the entries per page, which fits a usize.
@@ -230,12 +242,14 @@ impl<H: Host> Window<H> {
     }
 
     /// The page number of window-relative entry `rel`.
+    #[inline]
     pub(crate) fn page_of(&self, rel: u64) -> u64 {
         rel >> self.entries_per_page_shift
     }
 
     /// Page numbers of the first and last page that window-relative entries `[rel, rel + n)`
     /// touch. `n > 0` and the range is inside the window.
+    #[inline]
     pub(crate) fn page_span(&self, rel: u64, n: u64) -> (u64, u64) {
         (
             rel >> self.entries_per_page_shift,
@@ -244,6 +258,7 @@ impl<H: Host> Window<H> {
     }
 
     /// Reads window-relative entry `rel` (zero if its page is absent).
+    #[inline]
     pub(crate) fn load(&self, rel: u64) -> u64 {
         let (page, word) = self.locate(rel);
         self.pages.load(page, word)
@@ -251,24 +266,54 @@ impl<H: Host> Window<H> {
 
     /// The page (allocated if it was absent) and the word of window-relative entry `rel`, so that
     /// a caller that reserves the page can write the entry later without looking it up again.
+    #[inline]
     pub(crate) fn reserve_entry(&self, rel: u64) -> Result<(&H::Page, usize), AllocError> {
         let (page, word) = self.locate(rel);
         Ok((self.pages.get_or_alloc(page)?, word))
     }
 
     /// Makes sure the page of window-relative entry `rel` exists.
+    #[inline]
     pub(crate) fn reserve(&self, rel: u64) -> Result<(), AllocError> {
         self.pages.get_or_alloc(self.locate(rel).0).map(|_| ())
     }
 
     /// Writes window-relative entry `rel`. A zero into an absent page allocates nothing; a
     /// non-zero value needs the page reserved first, see [`Window::reserve`].
+    #[inline]
     pub(crate) fn store(&self, rel: u64, tce: u64) -> Result<(), AllocError> {
         let (page, word) = self.locate(rel);
         match self.pages.get(page) {
             Some(p) => p.store(word, tce),
             None if tce == 0 => {}
             None => self.pages.get_or_alloc(page)?.store(word, tce),
+        }
+        Ok(())
+    }
+
+    /// Writes `values` into window-relative entries from `rel` on, as [`Window::store`] would
+    /// one by one (stopping at the first page that cannot be had), with one page lookup per
+    /// page instead of one per entry. The range is inside the window.
+    pub(crate) fn store_all(&self, rel: u64, values: &[u64]) -> Result<(), AllocError> {
+        let per_page = 1usize << self.entries_per_page_shift;
+        let mut done = 0;
+        while done < values.len() {
+            let (page, word) = self.locate(rel + done as u64);
+            let n = (per_page - word).min(values.len() - done);
+            let run = &values[done..done + n];
+            let page = match self.pages.get(page) {
+                Some(p) => p,
+                // Zeroes need no page; the others' page was reserved (or is allocated now).
+                None if run.iter().all(|&v| v == 0) => {
+                    done += n;
+                    continue;
+                }
+                None => self.pages.get_or_alloc(page)?,
+            };
+            for (k, &v) in run.iter().enumerate() {
+                page.store(word + k, v);
+            }
+            done += n;
         }
         Ok(())
     }
@@ -337,6 +382,7 @@ impl<H: Host> Window<H> {
     ///
     /// Every entry of the range is checked, with overflow protection, as Linux 7.3's
     /// `iommu_tce_check_ioba()` also does. Zero entries are a valid, empty range.
+    #[inline]
     pub fn check_range(&self, ioba: u64, npages: u64) -> Option<u64> {
         let shift = self.params.page_shift;
         if ioba & ((1u64 << shift) - 1) != 0 {

@@ -148,6 +148,68 @@ fn fault_allocates_the_page_the_hcalls_write() {
 }
 
 #[test]
+fn the_allocation_count_moves_exactly_when_a_page_is_allocated() {
+    let host = SimHost::new(12);
+    let mut m = Machine::new(host.clone());
+    m.ram(0, GIB).unwrap();
+    m.create(WindowParams::new(1, 12, 0, 2048)).unwrap();
+    let count = |m: &Machine| m.window(1).unwrap().allocations();
+    assert_eq!(count(&m), 0);
+    // Clearing and reading allocate nothing.
+    m.put(1, 0, 0).unwrap();
+    m.stuff(1, 0, 0, 2048).unwrap();
+    assert_eq!(m.get(1, 0), Ok(0));
+    assert_eq!(count(&m), 0);
+    // The first write of page 0 allocates it, the next writes to it do not.
+    m.put(1, 0, 0x5003).unwrap();
+    assert_eq!(count(&m), 1);
+    m.put(1, 1 << 12, 0x6003).unwrap();
+    assert_eq!(count(&m), 1);
+    // A fault allocates too; a fault of a page that exists does not.
+    m.window(1).unwrap().fault(3).unwrap();
+    m.window(1).unwrap().fault(0).unwrap();
+    assert_eq!(count(&m), 2);
+    // A failed allocation does not count.
+    host.fail_after(0);
+    assert_eq!(m.put(1, 1024 << 12, 0x7003), Err(HcallError::TooHard));
+    host.never_fail();
+    assert_eq!(count(&m), 2);
+}
+
+#[test]
+fn an_indirect_list_across_two_pages_writes_each_entry_and_allocates_only_for_non_zero() {
+    let mut m = Machine::new(SimHost::new(12));
+    m.ram(0, GIB).unwrap();
+    // 4 KiB pages hold 512 entries: a list from entry 500 spans pages 0 and 1.
+    m.create(WindowParams::new(1, 12, 0, 2048)).unwrap();
+    let list = 0x10_0000;
+    // Zeroes only: no page is allocated.
+    m.write64(list, &[0; 20]).unwrap();
+    m.indirect(1, 500 << 12, list, 20).unwrap();
+    assert_eq!(m.pages(1), Some(0));
+    // Zeroes on page 0, values on page 1: only page 1 is allocated.
+    let mut values = [0u64; 20];
+    for (i, v) in values.iter_mut().enumerate().skip(12) {
+        *v = 0x1000 * i as u64 + 3;
+    }
+    m.write64(list, &values).unwrap();
+    m.indirect(1, 500 << 12, list, 20).unwrap();
+    assert_eq!(m.pages(1), Some(1));
+    // Values on both pages: each entry reads back.
+    for (i, v) in values.iter_mut().enumerate() {
+        *v = 0x1000 * (i as u64 + 1) + 1;
+    }
+    m.write64(list, &values).unwrap();
+    m.indirect(1, 500 << 12, list, 20).unwrap();
+    assert_eq!(m.pages(1), Some(2));
+    for (i, &v) in values.iter().enumerate() {
+        assert_eq!(m.get(1, (500 + i as u64) << 12), Ok(v), "entry {}", 500 + i);
+    }
+    assert_eq!(m.get(1, 499 << 12), Ok(0));
+    assert_eq!(m.get(1, 520 << 12), Ok(0));
+}
+
+#[test]
 fn allocation_failure_in_put_changes_nothing() {
     let host = SimHost::new(16);
     let m = machine_with_hw(host.clone());

@@ -269,6 +269,7 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             params: None,
         };
         let r = match idx {
+            _ if !st.cfg.runs(name) => Err(Stop::Skip("not in tce.only".into())),
             1 => open_device(st, &mut cx),
             2 => create_vm(st, &mut cx),
             3 => create_table(st, &mut cx),
@@ -1322,6 +1323,12 @@ fn guest_bench(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     }
     if !st.cfg.bench {
         return Err(Stop::Skip("tce.bench=0 on the kernel command line".into()));
+    }
+    // Where the module's code is, for naming the addresses of a profile of the calls
+    // (scripts/cost-profile.sh).
+    let text = format!("/sys/module/{}/sections/.text", st.cfg.name);
+    if let Ok(addr) = std::fs::read_to_string(&text) {
+        cx.diag(&format!("module text at {}", addr.trim()));
     }
     let (ok, lines) = run_vmm(cx, &["bench"])?;
     vmm_verdict(ok, &lines, "bench")?;

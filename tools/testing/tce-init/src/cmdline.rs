@@ -19,7 +19,9 @@
 //! - `tce.bench=0|1`: whether `guest_bench` runs the sample VMM's benchmark (default 1; 0 skips
 //!   it, for the debug kernel, whose figures would mean nothing);
 //! - `tce.churn=N`: how many tables `table_churn_spares_other_vms` creates and closes (default
-//!   100000; the debug kernel, several times slower, uses fewer).
+//!   100000; the debug kernel, several times slower, uses fewer);
+//! - `tce.only=NAME,NAME...`: run only these tests of the runner, skip the others (default: all;
+//!   `make demo`'s counted boot runs only `guest_bench`).
 
 /// What tce-init does, after the kernel command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +42,17 @@ pub struct Config {
     pub bench: bool,
     /// Tables `table_churn_spares_other_vms` creates and closes.
     pub churn_tables: u64,
+    /// The runner's tests to run, if not all.
+    pub only: Option<Vec<String>>,
+}
+
+impl Config {
+    /// Whether the runner runs test `name`.
+    pub fn runs(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|n| n == name))
+    }
 }
 
 /// The default module path.
@@ -56,6 +69,7 @@ impl Default for Config {
             reboot: false,
             bench: true,
             churn_tables: 100_000,
+            only: None,
         }
     }
 }
@@ -102,6 +116,9 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
             "bench" if value == "0" => cfg.bench = false,
             "bench" if value == "1" => cfg.bench = true,
             "churn" => number(&mut cfg.churn_tables),
+            "only" if !value.is_empty() => {
+                cfg.only = Some(value.split(',').map(str::to_string).collect());
+            }
             _ => warnings.push(format!("{word}: unknown or empty, ignored")),
         }
     }
@@ -112,6 +129,18 @@ pub fn parse(cmdline: &str) -> (Config, Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_names_the_tests_that_run() {
+        let (cfg, warnings) = parse("tce.only=guest_bench,vfio_attach");
+        assert!(warnings.is_empty());
+        assert!(cfg.runs("guest_bench") && cfg.runs("vfio_attach"));
+        assert!(!cfg.runs("guest_e2e"));
+        assert!(Config::default().runs("guest_e2e"));
+        let (cfg, warnings) = parse("tce.only=");
+        assert_eq!(warnings.len(), 1);
+        assert!(cfg.runs("guest_e2e"));
+    }
 
     #[test]
     fn defaults_without_tce_words() {
