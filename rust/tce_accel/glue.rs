@@ -31,6 +31,15 @@ pub(crate) type PagePtr = *mut c_void;
 mod ffi {
     use super::*;
 
+    /// `struct tce_glue_layout` (`tce_glue.h`): byte offsets of fields of KVM's structures.
+    #[repr(C)]
+    pub(super) struct Layout {
+        /// `provider_data` in `struct kvmppc_spapr_tce_table`.
+        pub(super) stt_data: usize,
+        /// `kvm` in `struct kvm_vcpu`.
+        pub(super) vcpu_kvm: usize,
+    }
+
     extern "C" {
         pub(super) fn tce_glue_table_getfd(table: *mut c_void) -> c_int;
         pub(super) fn tce_glue_vm_get(fd: c_int, vm: *mut *mut c_void) -> c_int;
@@ -78,11 +87,12 @@ mod ffi {
             groups: usize,
             hcalls: *const u64,
         );
+        pub(super) static tce_glue_layout: Layout;
         pub(super) fn tce_glue_debugfs_create() -> c_int;
         pub(super) fn tce_glue_debugfs_remove();
-        pub(super) fn tce_glue_vcpu_vm(vcpu: *mut c_void) -> *mut c_void;
         pub(super) fn tce_glue_vcpu_set_gpr(vcpu: *mut c_void, reg: c_uint, value: u64);
         pub(super) fn tce_glue_gpa_to_ua(vm: *mut c_void, gpa: u64, ua: *mut u64) -> bool;
+        pub(super) fn tce_glue_virt_to_page(addr: *mut c_void) -> PagePtr;
         pub(super) fn tce_glue_read_user_be64(ua: u64, out: *mut u64, n: usize) -> c_int;
         pub(super) fn tce_glue_capable_sys_admin() -> bool;
         pub(super) fn tce_glue_cond_resched();
@@ -316,64 +326,103 @@ impl Drop for MmRef {
     }
 }
 
-/// `1 << order` zeroed, physically contiguous pages.
+/// `1 << order` zeroed, physically contiguous pages, held as one word: their page-aligned
+/// kernel virtual address with the order in the low bits. So a set-once array of blocks holds
+/// each in place, and a lookup goes from the array straight to the memory (`host::KPageSlots`).
 ///
 /// # Invariants
 ///
-/// `page` is the first of `1 << order` pages allocated by `alloc_pages()` and owned by this
-/// value; `words` is their kernel virtual address, valid for `8 << (order + PAGE_SHIFT - 3)`
-/// bytes and aligned to a page.
+/// `word` is `addr | order`: `addr` is the linear-map address of `1 << order` pages allocated by
+/// `alloc_pages()` and owned by this value, `order < ORDER_LIMIT`.
 pub(crate) struct Block {
-    page: NonNull<c_void>,
-    words: NonNull<AtomicU64>,
-    order: u32,
+    word: usize,
 }
 
-// SAFETY: The pages are owned by this value and accessed only through atomics.
-unsafe impl Send for Block {}
-// SAFETY: Shared access goes through `AtomicU64` only.
-unsafe impl Sync for Block {}
+/// Orders are kept below this, in the low bits of a page-aligned address.
+const ORDER_LIMIT: u32 = 1 << 6;
 
 impl Block {
     /// Allocates `1 << order` zeroed pages, or fails without a warning.
     pub(crate) fn alloc(order: u32) -> Option<Self> {
+        if order >= ORDER_LIMIT {
+            return None;
+        }
         // SAFETY: Always safe to call; the result is null or owned by the caller.
         let page = NonNull::new(unsafe { ffi::tce_glue_alloc_pages(order) })?;
         // SAFETY: `page` was just allocated; pages of the kernel's linear map have an address.
-        let addr = unsafe { ffi::tce_glue_page_address(page.as_ptr()) };
-        let Some(words) = NonNull::new(addr.cast::<AtomicU64>()) else {
+        let addr = unsafe { ffi::tce_glue_page_address(page.as_ptr()) } as usize;
+        if addr == 0 || addr & ((1 << PAGE_SHIFT) - 1) != 0 {
             // SAFETY: `page` came from `tce_glue_alloc_pages(order)` and is not used again.
             unsafe { ffi::tce_glue_free_pages(page.as_ptr(), order) };
             return None;
-        };
-        // INVARIANT: the pages are ours, zeroed, and mapped at `words`.
-        Some(Self { page, words, order })
+        }
+        // INVARIANT: the pages are ours, zeroed and mapped at the page-aligned `addr`, and
+        // `order < ORDER_LIMIT <= PAGE_SIZE`.
+        Some(Self {
+            word: addr | order as usize,
+        })
     }
 
-    /// The block's words.
-    pub(crate) fn words(&self) -> &[AtomicU64] {
-        let len = 1usize << (self.order as usize + PAGE_SHIFT - 3);
-        // SAFETY: By the type invariant `words` is valid and aligned for `len` words for as long
-        // as `self` lives, and `AtomicU64` has the size and alignment of `u64`.
-        unsafe { core::slice::from_raw_parts(self.words.as_ptr(), len) }
+    /// Gives up the block as its word, which [`Block::from_word`] takes back.
+    pub(crate) fn into_word(self) -> usize {
+        let word = self.word;
+        core::mem::forget(self);
+        word
     }
 
-    /// The block's host physical address.
-    pub(crate) fn phys(&self) -> u64 {
-        // SAFETY: By the type invariant `page` is a live page.
-        unsafe { ffi::tce_glue_page_phys(self.page.as_ptr()) }
+    /// Takes back a block given up by [`Block::into_word`].
+    ///
+    /// # Safety
+    ///
+    /// `word` must come from `into_word()` and be taken back once.
+    pub(crate) unsafe fn from_word(word: usize) -> Self {
+        // INVARIANT: By the function's safety requirements the word is a block's, and now ours.
+        Self { word }
     }
 
-    /// The block's first `struct page`, for the fault handler (which takes its own reference).
-    pub(crate) fn page_ptr(&self) -> PagePtr {
-        self.page.as_ptr()
+    /// The words of the block whose word is `word`.
+    ///
+    /// # Safety
+    ///
+    /// `word` must be a live block's, which outlives `'a`.
+    #[inline]
+    pub(crate) unsafe fn words_of<'a>(word: usize) -> &'a [AtomicU64] {
+        let order = word & (ORDER_LIMIT as usize - 1);
+        let len = 1usize << (order + PAGE_SHIFT - 3);
+        let addr = (word & !((1 << PAGE_SHIFT) - 1)) as *const AtomicU64;
+        // SAFETY: By the function's safety requirements and the type invariant the block is
+        // mapped at `addr`, page-aligned, for `len` words while `'a` lasts, and `AtomicU64` has
+        // the size and alignment of `u64`.
+        unsafe { core::slice::from_raw_parts(addr, len) }
+    }
+
+    /// The first `struct page` of the block whose word is `word`.
+    ///
+    /// # Safety
+    ///
+    /// `word` must be a live block's.
+    pub(crate) unsafe fn page_of(word: usize) -> PagePtr {
+        let addr = word & !((1 << PAGE_SHIFT) - 1);
+        // SAFETY: By the function's safety requirements `addr` is in the linear map.
+        unsafe { ffi::tce_glue_virt_to_page(addr as *mut c_void) }
+    }
+
+    /// The host physical address of the block whose word is `word`.
+    ///
+    /// # Safety
+    ///
+    /// `word` must be a live block's.
+    pub(crate) unsafe fn phys_of(word: usize) -> u64 {
+        // SAFETY: As the function's safety requirements say; `page_of` gives a live page.
+        unsafe { ffi::tce_glue_page_phys(Self::page_of(word)) }
     }
 }
 
 impl Drop for Block {
     fn drop(&mut self) {
+        let order = (self.word & (ORDER_LIMIT as usize - 1)) as u32;
         // SAFETY: By the type invariant the pages are ours; mappings hold their own references.
-        unsafe { ffi::tce_glue_free_pages(self.page.as_ptr(), self.order) };
+        unsafe { ffi::tce_glue_free_pages(Self::page_of(self.word), order) };
     }
 }
 
@@ -504,6 +553,23 @@ pub(crate) fn provider_stop() {
     unsafe { ffi::tce_glue_provider_stop() };
 }
 
+/// The table this module keeps in the KVM table `stt`, as the provider's create stored it.
+///
+/// # Safety
+///
+/// `stt` must be a live `struct kvmppc_spapr_tce_table` of this module's provider, such as
+/// KVM passes to a hypercall handler.
+pub(crate) unsafe fn stt_table(stt: *mut c_void) -> *mut c_void {
+    // SAFETY: By the function's safety requirements `stt` is live and this provider's, so its
+    // `provider_data` (at offset `stt_data`, inside the structure, so the add stays in it) was
+    // set when it was created and is not changed after. The layout is a constant.
+    unsafe {
+        stt.wrapping_byte_add(ffi::tce_glue_layout.stt_data)
+            .cast::<*mut c_void>()
+            .read()
+    }
+}
+
 /// The vCPU making a hypercall, and its VM.
 ///
 /// # Invariants
@@ -523,8 +589,14 @@ impl VcpuRef {
     /// `vcpu` must be a live vCPU, running the current hypercall, and the value must not outlive
     /// that hypercall.
     pub(crate) unsafe fn new(vcpu: *mut c_void) -> Self {
-        // SAFETY: By the function's safety requirements `vcpu` is live.
-        let vm = unsafe { ffi::tce_glue_vcpu_vm(vcpu) };
+        // SAFETY: By the function's safety requirements `vcpu` is a live `struct kvm_vcpu`, and
+        // `vcpu_kvm` is the offset of its `kvm` pointer (inside the structure, so the add stays
+        // in it), which never changes once the vCPU exists. The layout is a constant.
+        let vm = unsafe {
+            vcpu.wrapping_byte_add(ffi::tce_glue_layout.vcpu_kvm)
+                .cast::<*mut c_void>()
+                .read()
+        };
         // INVARIANT: `vcpu` is guaranteed by the caller, `vm` was just read from it.
         Self { vcpu, vm }
     }

@@ -7,6 +7,7 @@ use core::ptr;
 use core::sync::atomic::{
     AtomicPtr,
     AtomicU64,
+    AtomicUsize,
     Ordering, //
 };
 
@@ -39,39 +40,159 @@ use crate::glue::{
     VmRef, //
 };
 
-/// A block of table memory.
-pub(crate) struct KPage(Block);
+/// A block of table memory: a [`Block`]'s word, so that [`KPageSlots`] keeps it in place and a
+/// lookup goes from the slot straight to the memory.
+///
+/// # Invariants
+///
+/// The word is a live block's (`Block::into_word`). An owned `KPage` owns the block; a
+/// borrowed one is a slot of a [`KPageSlots`], which owns it and never changes it while it
+/// lends it.
+#[repr(transparent)]
+pub(crate) struct KPage(AtomicUsize);
 
 impl KPage {
-    /// The first `struct page`, for the fault handler.
-    pub(crate) fn page_ptr(&self) -> PagePtr {
-        self.0.page_ptr()
+    fn new(block: Block) -> Self {
+        // INVARIANT: the word is the block's, now owned by this value.
+        Self(AtomicUsize::new(block.into_word()))
     }
 
-    fn word(&self, i: usize) -> &AtomicU64 {
-        &self.0.words()[i]
+    /// The block's word. A slot is set once before it is lent (its `Acquire` load in
+    /// [`KPageSlots::get`] saw it), so a relaxed load reads what was stored.
+    #[inline]
+    fn word(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The first `struct page`, for the fault handler.
+    pub(crate) fn page_ptr(&self) -> PagePtr {
+        // SAFETY: By the type invariant the word is a live block's.
+        unsafe { Block::page_of(self.word()) }
+    }
+
+    #[inline]
+    fn words_slice(&self) -> &[AtomicU64] {
+        // SAFETY: By the type invariant the word is a live block's, which lives as long as
+        // `self` (owned) or the slot array lending `self`.
+        unsafe { Block::words_of(self.word()) }
+    }
+}
+
+impl Drop for KPage {
+    fn drop(&mut self) {
+        // SAFETY: Only an owned `KPage` is dropped (a slot array lends references and frees its
+        // words itself), and by the type invariant it owns the block.
+        drop(unsafe { Block::from_word(*self.0.get_mut()) });
     }
 }
 
 impl TablePage for KPage {
+    #[inline]
     fn words(&self) -> usize {
-        self.0.words().len()
+        self.words_slice().len()
     }
 
+    #[inline]
     fn load(&self, i: usize) -> u64 {
-        self.word(i).load(Ordering::Relaxed)
+        self.words_slice()[i].load(Ordering::Relaxed)
     }
 
+    #[inline]
     fn store(&self, i: usize, v: u64) {
-        self.word(i).store(v, Ordering::Relaxed)
+        self.words_slice()[i].store(v, Ordering::Relaxed)
     }
 
+    fn store_run(&self, start: usize, values: &[u64]) {
+        let words = &self.words_slice()[start..start + values.len()];
+        for (w, &v) in words.iter().zip(values) {
+            w.store(v, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
     fn swap(&self, i: usize, v: u64) -> u64 {
-        self.word(i).swap(v, Ordering::AcqRel)
+        self.words_slice()[i].swap(v, Ordering::AcqRel)
     }
 
     fn phys(&self) -> u64 {
-        self.0.phys()
+        // SAFETY: By the type invariant the word is a live block's.
+        unsafe { Block::phys_of(self.word()) }
+    }
+}
+
+/// A set-once array of blocks, each kept in place as its word (zero while the slot is empty).
+///
+/// # Invariants
+///
+/// A non-zero slot holds the word of a block owned by the array, and never changes until the
+/// array is dropped.
+pub(crate) struct KPageSlots {
+    slots: KVec<AtomicUsize>,
+}
+
+impl KPageSlots {
+    fn new(len: usize) -> Result<Self, AllocError> {
+        let mut slots = KVec::with_capacity(len, slot_flags()).map_err(|_| AllocError)?;
+        for _ in 0..len {
+            slots
+                .push_within_capacity(AtomicUsize::new(0))
+                .map_err(|_| AllocError)?;
+        }
+        // INVARIANT: every slot is empty.
+        Ok(Self { slots })
+    }
+
+    /// Slot `i` as the page it holds. `KPage` is a transparent `AtomicUsize`.
+    ///
+    /// # Safety
+    ///
+    /// The slot must be non-zero.
+    #[inline]
+    unsafe fn lend(slot: &AtomicUsize) -> &KPage {
+        // SAFETY: `KPage` is `repr(transparent)` over `AtomicUsize`; by the function's safety
+        // requirements and the type invariant the slot holds a block the array owns, unchanged
+        // while it is borrowed, which is the `KPage` invariant for a borrowed page.
+        unsafe { &*core::ptr::from_ref(slot).cast::<KPage>() }
+    }
+}
+
+impl SlotArray<KPage> for KPageSlots {
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<&KPage> {
+        let slot = self.slots.get(i)?;
+        // Acquire: pairs with the release of the filling compare-exchange, so the block's
+        // zeroed contents are seen.
+        // SAFETY: The slot is non-zero.
+        (slot.load(Ordering::Acquire) != 0).then(|| unsafe { Self::lend(slot) })
+    }
+
+    fn get_or_insert(&self, i: usize, v: KPage) -> Result<&KPage, AllocError> {
+        let slot = self.slots.get(i).ok_or(AllocError)?;
+        let word = core::mem::ManuallyDrop::new(v).word();
+        if let Err(cur) = slot.compare_exchange(0, word, Ordering::AcqRel, Ordering::Acquire) {
+            debug_assert_ne!(cur, 0);
+            // SAFETY: `word` is the block `v` owned, which lost the race and is freed here.
+            drop(unsafe { Block::from_word(word) });
+        }
+        // SAFETY: The slot is non-zero now, set by this call or by the winner of the race.
+        Ok(unsafe { Self::lend(slot) })
+    }
+}
+
+impl Drop for KPageSlots {
+    fn drop(&mut self) {
+        for slot in self.slots.iter_mut() {
+            let word = *slot.get_mut();
+            if word != 0 {
+                // SAFETY: By the type invariant a non-zero slot holds a block the array owns,
+                // freed once, here; no borrow outlives the array.
+                drop(unsafe { Block::from_word(word) });
+            }
+        }
     }
 }
 
@@ -197,6 +318,7 @@ impl KHost {
 
 impl Host for KHost {
     type Page = KPage;
+    type PageSlots = KPageSlots;
     type Slots<T: Send + Sync> = KSlots<T>;
     type Lock = KLock;
 
@@ -206,7 +328,11 @@ impl Host for KHost {
 
     fn alloc_block(&self, shift: u32) -> Result<KPage, AllocError> {
         let order = shift.checked_sub(PAGE_SHIFT as u32).ok_or(AllocError)?;
-        Block::alloc(order).map(KPage).ok_or(AllocError)
+        Block::alloc(order).map(KPage::new).ok_or(AllocError)
+    }
+
+    fn alloc_page_slots(&self, len: usize) -> Result<KPageSlots, AllocError> {
+        KPageSlots::new(len)
     }
 
     fn alloc_slots<T: Send + Sync>(&self, len: usize) -> Result<KSlots<T>, AllocError> {

@@ -171,15 +171,21 @@ impl GuestMemory for NoGuest {
 /// handler runs.
 struct Found<'a> {
     table: &'a Table,
-    attached: &'a [Arc<HwAttach>],
     in_hcall: &'a InHcall,
 }
 
 impl<'a> Found<'a> {
+    /// The window and the hardware tables attached to it now (`H_GET_TCE` needs neither list
+    /// nor this call).
     fn target(&self) -> Option<Target<'a, KHost, HwTables<'a>>> {
         Some(Target {
             window: self.table.window(),
-            tables: self.attached.iter().map(deref_attach as fn(&_) -> &_),
+            tables: self
+                .table
+                .attached()
+                .get(self.in_hcall)
+                .iter()
+                .map(deref_attach as fn(&_) -> &_),
         })
     }
 }
@@ -207,7 +213,6 @@ unsafe fn with_table(
     let in_hcall = InHcall(());
     let found = Found {
         table,
-        attached: table.attached().get(&in_hcall),
         in_hcall: &in_hcall,
     };
     let watch = span.and_then(|(ioba, npages)| table.watch(ioba, npages));
@@ -241,20 +246,21 @@ fn with_guest<R>(
 ///
 /// # Safety
 ///
-/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `table` the table KVM
-/// found for it, inside the VM's `kvm->srcu` read-side section.
+/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `stt` the KVM table
+/// of this provider that KVM found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
     vcpu: *mut c_void,
-    table: *mut c_void,
+    stt: *mut c_void,
     ioba: c_ulong,
     tce: c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    // SAFETY: By the function's safety requirements, as `with_table` needs.
+    // SAFETY: By the function's safety requirements `stt` is this provider's; its table, as
+    // `with_table` needs.
     unsafe {
-        with_table(table, Hcall::Put, Some((ioba, 1)), |t| {
+        with_table(glue::stt_table(stt), Hcall::Put, Some((ioba, 1)), |t| {
             with_guest(&vcpu, t.in_hcall, |vm| vm.put_tce(t.target(), ioba, tce))
         })
     }
@@ -264,43 +270,49 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
 ///
 /// # Safety
 ///
-/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `table` the table KVM
-/// found for it, inside the VM's `kvm->srcu` read-side section.
+/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `stt` the KVM table
+/// of this provider that KVM found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
     vcpu: *mut c_void,
-    table: *mut c_void,
+    stt: *mut c_void,
     ioba: c_ulong,
     tce_list: c_ulong,
     npages: c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    // SAFETY: By the function's safety requirements, as `with_table` needs.
+    // SAFETY: By the function's safety requirements `stt` is this provider's; its table, as
+    // `with_table` needs.
     unsafe {
-        with_table(table, Hcall::PutIndirect, Some((ioba, npages)), |t| {
-            // A short list fits on the stack; a whole one (4 KiB) is too much for it and costs one
-            // kmalloc. A list longer than INDIRECT_MAX gets H_PARAMETER before the buffer is used.
-            // Only the buffer used is zeroed: a one-entry list does not pay for 32.
-            let mut tiny = [0u64; INDIRECT_TINY];
-            let mut small;
-            let mut large;
-            let buf = if npages <= INDIRECT_TINY as u64 {
-                &mut tiny[..]
-            } else if npages <= INDIRECT_ON_STACK as u64 {
-                small = [0u64; INDIRECT_ON_STACK];
-                &mut small[..]
-            } else if npages <= INDIRECT_MAX as u64 {
-                large = KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL)
-                    .map_err(|_| HcallError::TooHard)?;
-                &mut large[..]
-            } else {
-                &mut []
-            };
-            with_guest(&vcpu, t.in_hcall, |vm| {
-                vm.put_tce_indirect(t.target(), ioba, tce_list, npages, buf)
-            })
-        })
+        with_table(
+            glue::stt_table(stt),
+            Hcall::PutIndirect,
+            Some((ioba, npages)),
+            |t| {
+                // A short list fits on the stack; a whole one (4 KiB) is too much for it and costs one
+                // kmalloc. A list longer than INDIRECT_MAX gets H_PARAMETER before the buffer is used.
+                // Only the buffer used is zeroed: a one-entry list does not pay for 32.
+                let mut tiny = [0u64; INDIRECT_TINY];
+                let mut small;
+                let mut large;
+                let buf = if npages <= INDIRECT_TINY as u64 {
+                    &mut tiny[..]
+                } else if npages <= INDIRECT_ON_STACK as u64 {
+                    small = [0u64; INDIRECT_ON_STACK];
+                    &mut small[..]
+                } else if npages <= INDIRECT_MAX as u64 {
+                    large = KVec::from_elem(0u64, INDIRECT_MAX, GFP_KERNEL)
+                        .map_err(|_| HcallError::TooHard)?;
+                    &mut large[..]
+                } else {
+                    &mut []
+                };
+                with_guest(&vcpu, t.in_hcall, |vm| {
+                    vm.put_tce_indirect(t.target(), ioba, tce_list, npages, buf)
+                })
+            },
+        )
     }
 }
 
@@ -308,22 +320,23 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
 ///
 /// # Safety
 ///
-/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `table` the table KVM
-/// found for it, inside the VM's `kvm->srcu` read-side section.
+/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `stt` the KVM table
+/// of this provider that KVM found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_stuff_tce(
     vcpu: *mut c_void,
-    table: *mut c_void,
+    stt: *mut c_void,
     ioba: c_ulong,
     value: c_ulong,
     npages: c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    // SAFETY: By the function's safety requirements, as `with_table` needs.
+    // SAFETY: By the function's safety requirements `stt` is this provider's; its table, as
+    // `with_table` needs.
     unsafe {
         with_table(
-            table,
+            glue::stt_table(stt),
             Hcall::Stuff,
             (value != 0).then_some((ioba, npages)),
             |t| {
@@ -341,19 +354,20 @@ pub(crate) unsafe extern "C" fn tce_accel_h_stuff_tce(
 ///
 /// # Safety
 ///
-/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `table` the table KVM
-/// found for it, inside the VM's `kvm->srcu` read-side section.
+/// `vcpu` must be a live vCPU whose thread is making this hypercall, and `stt` the KVM table
+/// of this provider that KVM found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_get_tce(
     vcpu: *mut c_void,
-    table: *mut c_void,
+    stt: *mut c_void,
     ioba: c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.
     let vcpu = unsafe { VcpuRef::new(vcpu) };
-    // SAFETY: By the function's safety requirements, as `with_table` needs.
+    // SAFETY: By the function's safety requirements `stt` is this provider's; its table, as
+    // `with_table` needs.
     unsafe {
-        with_table(table, Hcall::Get, None, |t| {
+        with_table(glue::stt_table(stt), Hcall::Get, None, |t| {
             let tce = hcall::get_tce(Some(t.table.window()), ioba)?;
             vcpu.set_gpr(4, tce);
             Ok(())

@@ -311,6 +311,11 @@ void *tce_glue_page_address(struct page *page)
 	return page_address(page);
 }
 
+struct page *tce_glue_virt_to_page(void *addr)
+{
+	return virt_to_page(addr);
+}
+
 u64 tce_glue_page_phys(struct page *page)
 {
 	return page_to_phys(page);
@@ -346,38 +351,6 @@ static long tce_glue_provider_ioctl(struct kvmppc_spapr_tce_table *stt,
 	return tce_accel_table_ioctl(stt->provider_data, cmd, arg);
 }
 
-static long tce_glue_put_tce(struct kvm_vcpu *vcpu,
-			     struct kvmppc_spapr_tce_table *stt,
-			     unsigned long ioba, unsigned long tce)
-{
-	return tce_accel_h_put_tce(vcpu, stt->provider_data, ioba, tce);
-}
-
-static long tce_glue_put_tce_indirect(struct kvm_vcpu *vcpu,
-				      struct kvmppc_spapr_tce_table *stt,
-				      unsigned long ioba, unsigned long tce_list,
-				      unsigned long npages)
-{
-	return tce_accel_h_put_tce_indirect(vcpu, stt->provider_data, ioba,
-					    tce_list, npages);
-}
-
-static long tce_glue_stuff_tce(struct kvm_vcpu *vcpu,
-			       struct kvmppc_spapr_tce_table *stt,
-			       unsigned long ioba, unsigned long tce_value,
-			       unsigned long npages)
-{
-	return tce_accel_h_stuff_tce(vcpu, stt->provider_data, ioba, tce_value,
-				     npages);
-}
-
-static long tce_glue_get_tce(struct kvm_vcpu *vcpu,
-			     struct kvmppc_spapr_tce_table *stt,
-			     unsigned long ioba)
-{
-	return tce_accel_h_get_tce(vcpu, stt->provider_data, ioba);
-}
-
 /* KVM_DEV_VFIO_FILE_SET_SPAPR_TCE of the KVM-VFIO device: outside kvm->srcu. */
 static long tce_glue_attach_group(struct kvmppc_spapr_tce_table *stt,
 				  struct iommu_group *grp)
@@ -398,10 +371,11 @@ static const struct kvmppc_spapr_tce_provider tce_glue_provider = {
 	.release		= tce_glue_provider_release,
 	.mmap			= tce_glue_provider_mmap,
 	.ioctl			= tce_glue_provider_ioctl,
-	.put_tce		= tce_glue_put_tce,
-	.put_tce_indirect	= tce_glue_put_tce_indirect,
-	.stuff_tce		= tce_glue_stuff_tce,
-	.get_tce		= tce_glue_get_tce,
+	/* Straight to Rust: a C wrapper cost each call 12 instructions. */
+	.put_tce		= tce_accel_h_put_tce,
+	.put_tce_indirect	= tce_accel_h_put_tce_indirect,
+	.stuff_tce		= tce_accel_h_stuff_tce,
+	.get_tce		= tce_accel_h_get_tce,
 	.attach_group		= tce_glue_attach_group,
 	.release_group		= tce_glue_release_group,
 };
@@ -434,6 +408,11 @@ void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value)
 {
 	kvmppc_set_gpr(vcpu, reg, value);
 }
+
+const struct tce_glue_layout tce_glue_layout = {
+	.stt_data = offsetof(struct kvmppc_spapr_tce_table, provider_data),
+	.vcpu_kvm = offsetof(struct kvm_vcpu, kvm),
+};
 #else
 static int tce_glue_provider_register(void)
 {
@@ -454,6 +433,11 @@ void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value)
 {
 	WARN_ON_ONCE(1);	/* No provider, so no hypercall handler calls this. */
 }
+
+/* No KVM TCE tables: no hypercall handler runs, and no offset is read. */
+const struct tce_glue_layout tce_glue_layout = {
+	.vcpu_kvm = offsetof(struct kvm_vcpu, kvm),
+};
 #endif
 
 /*
@@ -545,11 +529,6 @@ void tce_glue_provider_stop(void)
 	if (tce_glue_live && tce_glue_takeover)
 		tce_glue_provider_unregister();
 	tce_glue_live = false;
-}
-
-void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu)
-{
-	return vcpu->kvm;
 }
 
 /* Holds the memory slots of @vm stable for tce_glue_gpa_to_ua(). */

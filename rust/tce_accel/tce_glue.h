@@ -10,7 +10,20 @@
 #include <linux/types.h>
 
 struct kvm_vcpu;
+struct kvmppc_spapr_tce_table;
 struct page;
+
+/*
+ * Where the hypercall handlers find the two fields they read in KVM's
+ * structures, so that a hypercall does not call into C for each: byte offsets,
+ * filled in by tce_glue.c at build time, read by glue.rs.
+ */
+struct tce_glue_layout {
+	size_t stt_data;	/* struct kvmppc_spapr_tce_table: provider_data */
+	size_t vcpu_kvm;	/* struct kvm_vcpu: kvm */
+};
+
+extern const struct tce_glue_layout tce_glue_layout;
 
 /* Called from Rust. */
 int tce_glue_table_getfd(void *table);
@@ -24,6 +37,7 @@ int tce_glue_account(void *mm, unsigned long pages, bool inc);
 struct page *tce_glue_alloc_pages(unsigned int order);
 void tce_glue_free_pages(struct page *page, unsigned int order);
 void *tce_glue_page_address(struct page *page);
+struct page *tce_glue_virt_to_page(void *addr);
 u64 tce_glue_page_phys(struct page *page);
 int tce_glue_provider_start(void);
 unsigned int tce_glue_max_tables_per_vm(void);
@@ -40,7 +54,6 @@ void tce_glue_seq_table(void *seq, void *vm, u64 liobn, u32 page_shift, u64 size
 			u64 pages, u64 charged, size_t groups, const u64 *hcalls);
 int tce_glue_debugfs_create(void);
 void tce_glue_debugfs_remove(void);
-void *tce_glue_vcpu_vm(struct kvm_vcpu *vcpu);
 void tce_glue_vcpu_set_gpr(struct kvm_vcpu *vcpu, unsigned int reg, u64 value);
 bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua);
 int tce_glue_read_user_be64(u64 ua, u64 *out, size_t n);
@@ -79,17 +92,20 @@ int tce_accel_provider_create(void *vm, u64 liobn, u32 page_shift, u64 offset,
 
 /*
  * Implemented in Rust (provider.rs): the TCE hypercall handlers of a table this
- * module serves, called by KVM inside the VM's kvm->srcu read-side section.
+ * module serves, called by KVM through tce_glue_provider inside the VM's
+ * kvm->srcu read-side section. They are the provider's operations themselves:
+ * the table is @stt's provider_data, which they read (tce_glue_layout).
  */
-long tce_accel_h_put_tce(struct kvm_vcpu *vcpu, void *table,
+long tce_accel_h_put_tce(struct kvm_vcpu *vcpu, struct kvmppc_spapr_tce_table *stt,
 			 unsigned long ioba, unsigned long tce);
-long tce_accel_h_put_tce_indirect(struct kvm_vcpu *vcpu, void *table,
+long tce_accel_h_put_tce_indirect(struct kvm_vcpu *vcpu,
+				  struct kvmppc_spapr_tce_table *stt,
 				  unsigned long ioba, unsigned long tce_list,
 				  unsigned long npages);
-long tce_accel_h_stuff_tce(struct kvm_vcpu *vcpu, void *table,
+long tce_accel_h_stuff_tce(struct kvm_vcpu *vcpu, struct kvmppc_spapr_tce_table *stt,
 			   unsigned long ioba, unsigned long tce_value,
 			   unsigned long npages);
-long tce_accel_h_get_tce(struct kvm_vcpu *vcpu, void *table,
+long tce_accel_h_get_tce(struct kvm_vcpu *vcpu, struct kvmppc_spapr_tce_table *stt,
 			 unsigned long ioba);
 
 /*

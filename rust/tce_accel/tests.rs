@@ -80,6 +80,7 @@ impl FailingHost {
 
 impl Host for FailingHost {
     type Page = <KHost as Host>::Page;
+    type PageSlots = <KHost as Host>::PageSlots;
     type Slots<T: Send + Sync> = <KHost as Host>::Slots<T>;
     type Lock = <KHost as Host>::Lock;
 
@@ -90,6 +91,11 @@ impl Host for FailingHost {
     fn alloc_block(&self, shift: u32) -> Result<Self::Page, AllocError> {
         self.take()?;
         self.0.alloc_block(shift)
+    }
+
+    fn alloc_page_slots(&self, len: usize) -> Result<Self::PageSlots, AllocError> {
+        self.take()?;
+        self.0.alloc_page_slots(len)
     }
 
     fn alloc_slots<T: Send + Sync>(&self, len: usize) -> Result<Self::Slots<T>, AllocError> {

@@ -33,6 +33,13 @@ pub trait TablePage: Send + Sync {
     fn load(&self, i: usize) -> u64;
     /// Writes word `i`.
     fn store(&self, i: usize, v: u64);
+    /// Writes `values` into the words from `start` on. Panics if they do not fit. A host whose
+    /// words take a step to reach (the module's) takes it once here, not once per word.
+    fn store_run(&self, start: usize, values: &[u64]) {
+        for (k, &v) in values.iter().enumerate() {
+            self.store(start + k, v);
+        }
+    }
     /// Exchanges word `i`, returning the old value.
     fn swap(&self, i: usize, v: u64) -> u64;
     /// The block's host physical address, as a hardware table stores it.
@@ -70,6 +77,10 @@ pub trait EntryLock: Send + Sync {
 pub trait Host: Clone + Send + Sync {
     /// A block of host memory, see [`TablePage`].
     type Page: TablePage;
+    /// A set-once array of blocks, see [`SlotArray`]: the second level of a table's pages, which
+    /// every lookup goes through. A host may keep each block in place in it rather than behind
+    /// a pointer as [`Host::Slots`] does (the module does: a block there is one word).
+    type PageSlots: SlotArray<Self::Page>;
     /// A set-once slot array, see [`SlotArray`].
     type Slots<T: Send + Sync>: SlotArray<T>;
     /// A lock, see [`EntryLock`].
@@ -79,6 +90,8 @@ pub trait Host: Clone + Send + Sync {
     fn page_shift(&self) -> u32;
     /// Allocates a zeroed block of `1 << shift` bytes, `shift >= self.page_shift()`.
     fn alloc_block(&self, shift: u32) -> Result<Self::Page, AllocError>;
+    /// Allocates an array of `len` empty slots for blocks.
+    fn alloc_page_slots(&self, len: usize) -> Result<Self::PageSlots, AllocError>;
     /// Allocates an array of `len` empty slots.
     fn alloc_slots<T: Send + Sync>(&self, len: usize) -> Result<Self::Slots<T>, AllocError>;
     /// Allocates a lock.

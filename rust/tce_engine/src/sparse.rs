@@ -28,7 +28,7 @@ pub(crate) const CHUNK_PAGES: u64 = 1 << CHUNK_SHIFT;
 pub(crate) struct SparsePages<H: Host> {
     host: H,
     len: u64,
-    chunks: H::Slots<H::Slots<H::Page>>,
+    chunks: H::Slots<H::PageSlots>,
     /// Pages allocated so far (a page two threads raced for may count twice).
     allocated: AtomicU64,
 }
@@ -94,7 +94,7 @@ impl<H: Host> SparsePages<H> {
         let slots = match self.chunks.get(chunk) {
             Some(s) => s,
             None => {
-                let fresh = self.host.alloc_slots(CHUNK_PAGES as usize)?;
+                let fresh = self.host.alloc_page_slots(CHUNK_PAGES as usize)?;
                 self.chunks.get_or_insert(chunk, fresh)?
             }
         };

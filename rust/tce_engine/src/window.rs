@@ -310,9 +310,7 @@ impl<H: Host> Window<H> {
                 }
                 None => self.pages.get_or_alloc(page)?,
             };
-            for (k, &v) in run.iter().enumerate() {
-                page.store(word + k, v);
-            }
+            page.store_run(word, run);
             done += n;
         }
         Ok(())

@@ -199,6 +199,7 @@ impl TablePage for CountedPage {
 
 impl Host for SimHost {
     type Page = CountedPage;
+    type PageSlots = SimSlots<CountedPage>;
     type Slots<T: Send + Sync> = SimSlots<T>;
     type Lock = SimLock;
 
@@ -218,6 +219,10 @@ impl Host for SimHost {
             page,
             host: self.0.clone(),
         })
+    }
+
+    fn alloc_page_slots(&self, len: usize) -> Result<Self::PageSlots, AllocError> {
+        self.alloc_slots(len)
     }
 
     fn alloc_slots<T: Send + Sync>(&self, len: usize) -> Result<Self::Slots<T>, AllocError> {
