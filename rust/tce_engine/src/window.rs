@@ -160,19 +160,16 @@ impl<H: Host> Window<H> {
     }
 
     /// log2 of the window's IOMMU page size.
-    #[inline]
     pub fn page_shift(&self) -> u32 {
         self.params.page_shift
     }
 
     /// The first entry index (bus address >> page shift).
-    #[inline]
     pub fn offset(&self) -> u64 {
         self.params.offset
     }
 
     /// The number of entries.
-    #[inline]
     pub fn size(&self) -> u64 {
         self.params.size
     }
@@ -234,7 +231,6 @@ impl<H: Host> Window<H> {
     }
 
     /// Page number and word of window-relative entry `rel`.
-    #[inline]
     fn locate(&self, rel: u64) -> (u64, usize) {
         let mask = (1u64 << self.entries_per_page_shift) - 1;
         // The word index is below the entries per page, which fits a usize.
@@ -242,14 +238,12 @@ impl<H: Host> Window<H> {
     }
 
     /// The page number of window-relative entry `rel`.
-    #[inline]
     pub(crate) fn page_of(&self, rel: u64) -> u64 {
         rel >> self.entries_per_page_shift
     }
 
     /// Page numbers of the first and last page that window-relative entries `[rel, rel + n)`
     /// touch. `n > 0` and the range is inside the window.
-    #[inline]
     pub(crate) fn page_span(&self, rel: u64, n: u64) -> (u64, u64) {
         (
             rel >> self.entries_per_page_shift,
@@ -258,7 +252,6 @@ impl<H: Host> Window<H> {
     }
 
     /// Reads window-relative entry `rel` (zero if its page is absent).
-    #[inline]
     pub(crate) fn load(&self, rel: u64) -> u64 {
         let (page, word) = self.locate(rel);
         self.pages.load(page, word)
@@ -266,21 +259,18 @@ impl<H: Host> Window<H> {
 
     /// The page (allocated if it was absent) and the word of window-relative entry `rel`, so that
     /// a caller that reserves the page can write the entry later without looking it up again.
-    #[inline]
     pub(crate) fn reserve_entry(&self, rel: u64) -> Result<(&H::Page, usize), AllocError> {
         let (page, word) = self.locate(rel);
         Ok((self.pages.get_or_alloc(page)?, word))
     }
 
     /// Makes sure the page of window-relative entry `rel` exists.
-    #[inline]
     pub(crate) fn reserve(&self, rel: u64) -> Result<(), AllocError> {
         self.pages.get_or_alloc(self.locate(rel).0).map(|_| ())
     }
 
     /// Writes window-relative entry `rel`. A zero into an absent page allocates nothing; a
     /// non-zero value needs the page reserved first, see [`Window::reserve`].
-    #[inline]
     pub(crate) fn store(&self, rel: u64, tce: u64) -> Result<(), AllocError> {
         let (page, word) = self.locate(rel);
         match self.pages.get(page) {
@@ -380,7 +370,6 @@ impl<H: Host> Window<H> {
     ///
     /// Every entry of the range is checked, with overflow protection, as Linux 7.3's
     /// `iommu_tce_check_ioba()` also does. Zero entries are a valid, empty range.
-    #[inline]
     pub fn check_range(&self, ioba: u64, npages: u64) -> Option<u64> {
         let shift = self.params.page_shift;
         if ioba & ((1u64 << shift) - 1) != 0 {
