@@ -3,7 +3,7 @@
 #
 # Runs the differential fuzz target (fuzz/fuzz_targets/differential.rs) for SECONDS seconds
 # (default 60): libFuzzer's inputs become command sequences that run on the real TCE engine and
-# on the reference model of tools/tce-sim/src/model.rs, which must agree on every result.
+# on the reference model of rust/tce_model/src/model.rs, which must agree on every result.
 #
 # Usage: scripts/fuzz.sh [SECONDS] [libFuzzer options...]
 #

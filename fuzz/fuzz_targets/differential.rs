@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Fuzz target: decodes the input into a test plan and runs it on the real engine and the
-//! reference model of `tce_sim::model`, which must agree on every command.
+//! reference model of `tce_model::model`, which must agree on every command.
 
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tce_sim::model::{
+use tce_model::model::{
     Gpa,
     Ioba,
     List,

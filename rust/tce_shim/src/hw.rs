@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use tce_ddw::PhbDesc;
+use tce_ddw_model::PhbDesc;
 use tce_engine::window::WindowParams;
 
 use crate::error::{
@@ -475,11 +475,11 @@ pub(crate) mod fake {
 #[cfg(test)]
 mod tests {
     use rustix::io::Errno;
-    use tce_ddw::{
+    use tce_ddw_model::{
         RtasCall,
         RtasStatus, //
     };
-    use tce_sim::host::SimHost;
+    use tce_model::host::SimHost;
 
     use super::fake::{
         FakeHw,

@@ -3,7 +3,7 @@
 //!
 //! A VMM that runs POWER guests answers four RTAS calls for each PHB:
 //! `ibm,query-pe-dma-window`, `ibm,create-pe-dma-window`, `ibm,remove-pe-dma-window` and
-//! `ibm,reset-pe-dma-window`. [`Shim`] does that with the DDW model of `tce_ddw`: it decodes
+//! `ibm,reset-pe-dma-window`. [`Shim`] does that with the DDW model of `tce_ddw_model`: it decodes
 //! the guest's big-endian cells, checks them, and creates or removes one guest-view TCE table
 //! per window through a [`Tables`] backend:
 //!
@@ -78,7 +78,7 @@ pub use table::{
     TableInfo,
     Tables, //
 };
-pub use tce_ddw::{
+pub use tce_ddw_model::{
     PhbDesc,
     RtasCall,
     RtasStatus,

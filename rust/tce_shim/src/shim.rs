@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The shim: the DDW model of `tce_ddw` with a table backend, answering a VM's RTAS calls.
+//! The shim: the DDW model of `tce_ddw_model` with a table backend, answering a VM's RTAS calls.
 
-use tce_ddw::{
+use tce_ddw_model::{
     cells,
     AddPhbError,
     BackendError,

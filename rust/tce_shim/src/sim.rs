@@ -21,7 +21,7 @@ use tce_engine::{
         WindowParams, //
     },
 };
-use tce_sim::host::SimHost;
+use tce_model::host::SimHost;
 
 use crate::error::{
     Error,
@@ -38,7 +38,7 @@ use crate::table::{
 /// One engine table on the simulated host.
 ///
 /// `W` is how the table is held: an [`Arc`] for the tables of [`SimTables`], or a plain
-/// reference for a table that lives elsewhere, such as in a `tce_sim::machine::Machine`.
+/// reference for a table that lives elsewhere, such as in a `tce_model::machine::Machine`.
 pub struct SimTable<W = Arc<Window<SimHost>>> {
     window: W,
     page_shift: u32,

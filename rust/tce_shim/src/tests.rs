@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use tce_ddw::{
+use tce_ddw_model::{
     cells,
     PhbDesc,
     RtasCall,
     RtasStatus, //
 };
 use tce_engine::window::WindowParams;
-use tce_sim::host::SimHost;
+use tce_model::host::SimHost;
 
 use crate::saved::{
     self,
@@ -862,7 +862,7 @@ fn saved_files_round_trip_and_report_io_errors() {
 #[test]
 fn a_borrowed_engine_window_can_be_saved() {
     // A table that lives in a tce-sim machine, filled through the engine's hypercalls.
-    let mut machine = tce_sim::machine::Machine::new(SimHost::new(16));
+    let mut machine = tce_model::machine::Machine::new(SimHost::new(16));
     machine.ram(0, 1 << 30).unwrap();
     let params = WindowParams::new(0x42, 12, 0, 1 << 20);
     machine.create(params).unwrap();

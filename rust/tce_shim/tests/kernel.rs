@@ -18,7 +18,7 @@ use std::sync::{
     MutexGuard, //
 };
 
-use tce_ddw::{
+use tce_ddw_model::{
     PhbDesc,
     RtasCall,
     RtasStatus, //

@@ -44,8 +44,8 @@ use tce_engine::window::{
     Window,
     WindowParams, //
 };
-use tce_sim::guest::SimDma;
-use tce_sim::host::SimHost;
+use tce_model::guest::SimDma;
+use tce_model::host::SimHost;
 
 use crate::error::{
     Error,

@@ -14,8 +14,8 @@ use std::fmt;
 
 use tce_engine::tce::HcallError;
 use tce_engine::window::WindowParams;
-use tce_sim::host::SimHost;
-use tce_sim::machine::Machine;
+use tce_model::host::SimHost;
+use tce_model::machine::Machine;
 
 use crate::guest::{
     CallResult,

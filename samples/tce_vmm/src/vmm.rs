@@ -10,7 +10,7 @@ use std::sync::{
     MutexGuard, //
 };
 
-use tce_ddw::{
+use tce_ddw_model::{
     cells::HEADER_BYTES,
     PhbDesc,
     RtasCall,

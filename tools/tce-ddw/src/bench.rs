@@ -8,11 +8,12 @@ use serde_json::{
     json,
     Value, //
 };
-use tce_ddw::{
+use tce_ddw_model::{
     PhbDesc,
     RtasCall,
     RtasStatus, //
 };
+use tce_model::host::SimHost;
 use tce_shim::kernel::{
     create_vm_of_type,
     device_present,
@@ -29,7 +30,6 @@ use tce_shim::{
     Table,
     Tables, //
 };
-use tce_sim::host::SimHost;
 
 use crate::alloc;
 use crate::cli::BenchArgs;

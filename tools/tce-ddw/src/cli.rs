@@ -12,7 +12,7 @@ use clap::{
 
 /// Parses a number as tce-sim does: decimal, or hexadecimal with `0x`.
 pub fn number(s: &str) -> Result<u64, String> {
-    tce_sim::trace::parse_number(s).map_err(|e| e.to_string())
+    tce_model::trace::parse_number(s).map_err(|e| e.to_string())
 }
 
 /// Parses a 32-bit RTAS cell or LIOBN.

@@ -9,7 +9,7 @@ use std::io::{
 };
 use std::path::Path;
 
-use tce_ddw::{
+use tce_ddw_model::{
     cells,
     PhbDesc,
     RtasCall,

@@ -13,6 +13,11 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use tce_engine::env::Host;
+use tce_model::{
+    host::SimHost,
+    machine::Machine,
+    trace::Session, //
+};
 use tce_shim::kernel::{
     create_vm_of_type,
     take_fd, //
@@ -29,11 +34,6 @@ use tce_shim::{
     Table,
     TableInfo,
     WindowParams, //
-};
-use tce_sim::{
-    host::SimHost,
-    machine::Machine,
-    trace::Session, //
 };
 
 use crate::cli::{

@@ -28,7 +28,7 @@ use criterion::{
     Criterion,
     Throughput, //
 };
-use tce_ddw::{
+use tce_ddw_model::{
     RtasCall,
     RtasStatus, //
 };
@@ -52,7 +52,7 @@ use tce_engine::{
         WindowParams, //
     },
 };
-use tce_sim::{
+use tce_model::{
     guest::{
         SimDma,
         SimRam, //

@@ -10,7 +10,7 @@ use std::io::{
 };
 use std::process::ExitCode;
 
-use tce_sim::{
+use tce_model::{
     host::SimHost,
     machine::Machine,
     trace::{

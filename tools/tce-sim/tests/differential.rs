@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Differential test: random command sequences run on the real engine and on the reference
-//! model in `tce_sim::model` must give the same answer to every command.
+//! model in `tce_model::model` must give the same answer to every command.
 //!
 //! `TCE_DIFF_CASES` sets the number of random sequences (default [`DEFAULT_CASES`], about
 //! 120,000 hypercalls) and `TCE_DIFF_SEED` (hexadecimal) the seed of a run to replay; every run
@@ -29,7 +29,7 @@ use proptest::test_runner::{
     TestRng,
     TestRunner, //
 };
-use tce_sim::model::{
+use tce_model::model::{
     compare,
     minimize,
     run_both,
@@ -517,7 +517,7 @@ fn known_ops() -> Vec<Op> {
 fn known_sequence_matches() {
     assert_eq!(run_both(&known_ops(), 16), Ok(4));
     let mut pair = Pair::new(16);
-    let mut model = tce_sim::model::Model::new(16);
+    let mut model = tce_model::model::Model::new(16);
     let expected = [
         Outcome::Status(Ok(())),
         Outcome::Status(Ok(())),
@@ -662,6 +662,8 @@ fn plan_resolution_targets_windows() {
             tce: 0x30003,
         }
     );
-    assert!(matches!(ops[3], Op::Get { liobn, .. } if liobn == tce_sim::model::PLAN_UNKNOWN_LIOBN));
+    assert!(
+        matches!(ops[3], Op::Get { liobn, .. } if liobn == tce_model::model::PLAN_UNKNOWN_LIOBN)
+    );
     assert_eq!(plan.run(), Ok(2));
 }

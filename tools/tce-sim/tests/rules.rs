@@ -28,7 +28,7 @@ use tce_engine::{
         WindowParams, //
     },
 };
-use tce_sim::{
+use tce_model::{
     guest::{
         SimDma,
         SimRam, //

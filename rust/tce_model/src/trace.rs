@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use tce_ddw::{
+use tce_ddw_model::{
     RtasCall,
     RtasStatus, //
 };

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tce_ddw::{
+use tce_ddw_model::{
     BackendError,
     Ddw,
     PhbDesc,
@@ -338,8 +338,8 @@ impl Machine {
         self.ddw
             .add_phb(&mut self.tables, desc)
             .map_err(|e| match e {
-                tce_ddw::AddPhbError::Backend(BackendError(-12)) => Errno::NoMem,
-                tce_ddw::AddPhbError::InvalidDesc(_) => Errno::Inval,
+                tce_ddw_model::AddPhbError::Backend(BackendError(-12)) => Errno::NoMem,
+                tce_ddw_model::AddPhbError::InvalidDesc(_) => Errno::Inval,
                 _ => Errno::Busy,
             })
     }
