@@ -25,8 +25,49 @@ use crate::engine::hwtable::HwEntry;
 use crate::engine::tce::TCE_RW;
 use crate::provider::InHcall;
 
-/// A `struct page *`. Rust never looks inside a page, so it stays opaque (and FFI-safe).
-pub(crate) type PagePtr = *mut c_void;
+/// Declares C structures that Rust only passes around: each is a type of its own, so that the
+/// compiler checks which handle goes where (a `*mut Kvm` is not a `*mut MmStruct`), and none can
+/// be made, moved or sent from Rust.
+macro_rules! opaque {
+    ($($(#[$doc:meta])* $name:ident;)*) => {
+        $(
+            $(#[$doc])*
+            #[repr(C)]
+            pub(crate) struct $name {
+                _data: [u8; 0],
+                _marker: core::marker::PhantomData<(*mut u8, core::marker::PhantomPinned)>,
+            }
+        )*
+    };
+}
+
+opaque! {
+    /// `struct kvm`: a VM.
+    Kvm;
+    /// `struct kvm_vcpu`.
+    KvmVcpu;
+    /// `struct kvmppc_spapr_tce_table`: one of KVM's TCE tables, of this module's provider.
+    KvmTceTable;
+    /// `struct mm_struct`.
+    MmStruct;
+    /// `struct address_space`: the mapping of a table's file.
+    AddressSpace;
+    /// `struct seq_file`.
+    SeqFile;
+    /// `struct iommu_group`.
+    IommuGroup;
+    /// `struct iommu_table`.
+    CIommuTable;
+    /// `struct tce_glue_hw`: a group's hardware table with the references `tce_glue.c` holds.
+    GlueHw;
+    /// `struct tce_accel_table`: a [`crate::table::Table`] as C holds it (an `Arc::into_raw`).
+    TableHandle;
+    /// `struct page`.
+    Page;
+}
+
+/// A `struct page *`. Rust never looks inside a page.
+pub(crate) type PagePtr = *mut Page;
 
 mod ffi {
     use super::*;
@@ -41,13 +82,13 @@ mod ffi {
     }
 
     extern "C" {
-        pub(super) fn tce_glue_table_getfd(table: *mut c_void) -> c_int;
-        pub(super) fn tce_glue_vm_get(fd: c_int, vm: *mut *mut c_void) -> c_int;
-        pub(super) fn tce_glue_vm_ref(vm: *mut c_void);
-        pub(super) fn tce_glue_vm_put(vm: *mut c_void);
-        pub(super) fn tce_glue_mm_get() -> *mut c_void;
-        pub(super) fn tce_glue_mm_put(mm: *mut c_void);
-        pub(super) fn tce_glue_account(mm: *mut c_void, pages: c_ulong, inc: bool) -> c_int;
+        pub(super) fn tce_glue_table_getfd(table: *mut TableHandle) -> c_int;
+        pub(super) fn tce_glue_vm_get(fd: c_int, vm: *mut *mut Kvm) -> c_int;
+        pub(super) fn tce_glue_vm_ref(vm: *mut Kvm);
+        pub(super) fn tce_glue_vm_put(vm: *mut Kvm);
+        pub(super) fn tce_glue_mm_get() -> *mut MmStruct;
+        pub(super) fn tce_glue_mm_put(mm: *mut MmStruct);
+        pub(super) fn tce_glue_account(mm: *mut MmStruct, pages: c_ulong, inc: bool) -> c_int;
         pub(super) fn tce_glue_alloc_pages(order: c_uint) -> PagePtr;
         pub(super) fn tce_glue_free_pages(page: PagePtr, order: c_uint);
         pub(super) fn tce_glue_page_address(page: PagePtr) -> *mut c_void;
@@ -55,30 +96,30 @@ mod ffi {
         pub(super) fn tce_glue_provider_start() -> c_int;
         pub(super) fn tce_glue_provider_stop();
         pub(super) fn tce_glue_kvm_create_table(
-            vm: *mut c_void,
+            vm: *mut Kvm,
             liobn: u64,
             page_shift: u32,
             offset: u64,
             size: u64,
         ) -> c_int;
-        pub(super) fn tce_glue_vm_mm(vm: *mut c_void) -> *mut c_void;
-        pub(super) fn tce_glue_vm_synchronize(vm: *mut c_void);
-        pub(super) fn tce_glue_zap(mapping: *mut c_void, pgoff: u64, n: u64);
+        pub(super) fn tce_glue_vm_mm(vm: *mut Kvm) -> *mut MmStruct;
+        pub(super) fn tce_glue_vm_synchronize(vm: *mut Kvm);
+        pub(super) fn tce_glue_zap(mapping: *mut AddressSpace, pgoff: u64, n: u64);
         pub(super) fn tce_glue_vm_defer(
-            vm: *mut c_void,
+            vm: *mut Kvm,
             f: unsafe extern "C" fn(*mut c_void),
             data: *mut c_void,
         ) -> c_int;
         pub(super) fn tce_glue_wq_create() -> c_int;
         pub(super) fn tce_glue_wq_destroy();
         pub(super) fn tce_glue_group_ref(
-            grp: *mut c_void,
+            grp: *mut IommuGroup,
             need_owner: bool,
-            group: *mut *mut c_void,
+            group: *mut *mut IommuGroup,
         ) -> c_int;
         pub(super) fn tce_glue_seq_table(
-            seq: *mut c_void,
-            vm: *mut c_void,
+            seq: *mut SeqFile,
+            vm: *mut Kvm,
             liobn: u64,
             page_shift: u32,
             size: u64,
@@ -90,8 +131,8 @@ mod ffi {
         pub(super) static tce_glue_layout: Layout;
         pub(super) fn tce_glue_debugfs_create() -> c_int;
         pub(super) fn tce_glue_debugfs_remove();
-        pub(super) fn tce_glue_vcpu_set_gpr(vcpu: *mut c_void, reg: c_uint, value: u64);
-        pub(super) fn tce_glue_gpa_to_ua(vm: *mut c_void, gpa: u64, ua: *mut u64) -> bool;
+        pub(super) fn tce_glue_vcpu_set_gpr(vcpu: *mut KvmVcpu, reg: c_uint, value: u64);
+        pub(super) fn tce_glue_gpa_to_ua(vm: *mut Kvm, gpa: u64, ua: *mut u64) -> bool;
         pub(super) fn tce_glue_virt_to_page(addr: *mut c_void) -> PagePtr;
         pub(super) fn tce_glue_read_user_be64(ua: u64, out: *mut u64, n: usize) -> c_int;
         pub(super) fn tce_glue_capable_sys_admin() -> bool;
@@ -99,54 +140,54 @@ mod ffi {
         pub(super) fn tce_glue_group_get(
             fd: c_int,
             need_owner: bool,
-            group: *mut *mut c_void,
+            group: *mut *mut IommuGroup,
         ) -> c_int;
-        pub(super) fn tce_glue_group_put(group: *mut c_void);
+        pub(super) fn tce_glue_group_put(group: *mut IommuGroup);
         pub(super) fn tce_glue_group_windows() -> c_uint;
         pub(super) fn tce_glue_max_tables_per_vm() -> c_uint;
-        pub(super) fn tce_glue_group_v2(group: *mut c_void) -> bool;
+        pub(super) fn tce_glue_group_v2(group: *mut IommuGroup) -> bool;
         pub(super) fn tce_glue_hw_get(
-            group: *mut c_void,
+            group: *mut IommuGroup,
             i: c_uint,
-            hw: *mut *mut c_void,
+            hw: *mut *mut GlueHw,
             page_shift: *mut u32,
             offset: *mut u64,
             size: *mut u64,
         ) -> c_int;
-        pub(super) fn tce_glue_hw_put(hw: *mut c_void);
-        pub(super) fn tce_glue_hw_group(hw: *mut c_void) -> *mut c_void;
-        pub(super) fn tce_glue_hw_table(hw: *mut c_void) -> *mut c_void;
+        pub(super) fn tce_glue_hw_put(hw: *mut GlueHw);
+        pub(super) fn tce_glue_hw_group(hw: *mut GlueHw) -> *mut IommuGroup;
+        pub(super) fn tce_glue_hw_table(hw: *mut GlueHw) -> *mut CIommuTable;
         pub(super) fn tce_glue_hw_xchg(
-            hw: *mut c_void,
-            vm: *mut c_void,
+            hw: *mut GlueHw,
+            vm: *mut Kvm,
             index: u64,
             hpa: *mut u64,
             perm: *mut u64,
             ua: *mut u64,
         ) -> c_int;
-        pub(super) fn tce_glue_hw_kill(hw: *mut c_void, index: u64, pages: u64);
+        pub(super) fn tce_glue_hw_kill(hw: *mut GlueHw, index: u64, pages: u64);
         pub(super) fn tce_glue_hw_read(
-            hw: *mut c_void,
+            hw: *mut GlueHw,
             index: u64,
             tce: *mut u64,
             ua: *mut u64,
         ) -> c_int;
-        pub(super) fn tce_glue_dma_lookup(vm: *mut c_void, ua: u64, size: u64) -> bool;
+        pub(super) fn tce_glue_dma_lookup(vm: *mut Kvm, ua: u64, size: u64) -> bool;
         pub(super) fn tce_glue_dma_hpa(
-            vm: *mut c_void,
+            vm: *mut Kvm,
             ua: u64,
             size: u64,
             page_shift: u32,
             hpa: *mut u64,
         ) -> bool;
         pub(super) fn tce_glue_dma_map(
-            vm: *mut c_void,
+            vm: *mut Kvm,
             ua: u64,
             page_shift: u32,
             hpa: *mut u64,
         ) -> bool;
-        pub(super) fn tce_glue_dma_inc(vm: *mut c_void, ua: u64, size: u64) -> bool;
-        pub(super) fn tce_glue_dma_dec(vm: *mut c_void, ua: u64, size: u64) -> bool;
+        pub(super) fn tce_glue_dma_inc(vm: *mut Kvm, ua: u64, size: u64) -> bool;
+        pub(super) fn tce_glue_dma_dec(vm: *mut Kvm, ua: u64, size: u64) -> bool;
     }
 }
 
@@ -156,7 +197,7 @@ mod ffi {
 ///
 /// `vm` points to a `struct kvm` on which this value holds one reference.
 pub(crate) struct VmRef {
-    vm: NonNull<c_void>,
+    vm: NonNull<Kvm>,
 }
 
 // SAFETY: A `struct kvm` reference may be held and dropped from any thread.
@@ -184,7 +225,7 @@ impl VmRef {
     ///
     /// `vm` must point to a `struct kvm` that lives for the call (the caller holds a
     /// reference to it).
-    pub(crate) unsafe fn from_raw(vm: *mut c_void) -> Result<Self> {
+    pub(crate) unsafe fn from_raw(vm: *mut Kvm) -> Result<Self> {
         let vm = NonNull::new(vm).ok_or(EINVAL)?;
         // SAFETY: By the function's safety requirements the VM lives.
         unsafe { ffi::tce_glue_vm_ref(vm.as_ptr()) };
@@ -283,7 +324,7 @@ impl Drop for VmRef {
 ///
 /// `mm` points to a `struct mm_struct` grabbed (`mmgrab`) by this value.
 pub(crate) struct MmRef {
-    mm: NonNull<c_void>,
+    mm: NonNull<MmStruct>,
 }
 
 // SAFETY: A grabbed mm may be used for accounting and dropped from any thread.
@@ -467,7 +508,7 @@ pub(crate) fn provider_start() -> Result {
 /// `seq` must be the `struct seq_file` of a read in progress.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn seq_table(
-    seq: *mut c_void,
+    seq: *mut SeqFile,
     vm: usize,
     liobn: u64,
     page_shift: u32,
@@ -482,7 +523,7 @@ pub(crate) unsafe fn seq_table(
     unsafe {
         ffi::tce_glue_seq_table(
             seq,
-            vm as *mut c_void,
+            vm as *mut Kvm,
             liobn,
             page_shift,
             size,
@@ -522,7 +563,7 @@ impl Drop for Workqueue {
 /// # Safety
 ///
 /// `mapping` must be the `struct address_space` of a live table file.
-pub(crate) unsafe fn zap(mapping: *mut c_void, pgoff: u64, n: u64) {
+pub(crate) unsafe fn zap(mapping: *mut AddressSpace, pgoff: u64, n: u64) {
     // SAFETY: By the function's safety requirements the mapping lives.
     unsafe { ffi::tce_glue_zap(mapping, pgoff, n) };
 }
@@ -559,13 +600,13 @@ pub(crate) fn provider_stop() {
 ///
 /// `stt` must be a live `struct kvmppc_spapr_tce_table` of this module's provider, such as
 /// KVM passes to a hypercall handler.
-pub(crate) unsafe fn stt_table(stt: *mut c_void) -> *mut c_void {
+pub(crate) unsafe fn stt_table(stt: *mut KvmTceTable) -> *mut TableHandle {
     // SAFETY: By the function's safety requirements `stt` is live and this provider's, so its
     // `provider_data` (at offset `stt_data`, inside the structure, so the add stays in it) was
     // set when it was created and is not changed after. The layout is a constant.
     unsafe {
         stt.wrapping_byte_add(ffi::tce_glue_layout.stt_data)
-            .cast::<*mut c_void>()
+            .cast::<*mut TableHandle>()
             .read()
     }
 }
@@ -577,8 +618,8 @@ pub(crate) unsafe fn stt_table(stt: *mut c_void) -> *mut c_void {
 /// `vcpu` points to a `struct kvm_vcpu` that lives, and whose thread is the current one, for as
 /// long as this value exists; `vm` is its `struct kvm`.
 pub(crate) struct VcpuRef {
-    vcpu: *mut c_void,
-    vm: *mut c_void,
+    vcpu: *mut KvmVcpu,
+    vm: *mut Kvm,
 }
 
 impl VcpuRef {
@@ -588,13 +629,13 @@ impl VcpuRef {
     ///
     /// `vcpu` must be a live vCPU, running the current hypercall, and the value must not outlive
     /// that hypercall.
-    pub(crate) unsafe fn new(vcpu: *mut c_void) -> Self {
+    pub(crate) unsafe fn new(vcpu: *mut KvmVcpu) -> Self {
         // SAFETY: By the function's safety requirements `vcpu` is a live `struct kvm_vcpu`, and
         // `vcpu_kvm` is the offset of its `kvm` pointer (inside the structure, so the add stays
         // in it), which never changes once the vCPU exists. The layout is a constant.
         let vm = unsafe {
             vcpu.wrapping_byte_add(ffi::tce_glue_layout.vcpu_kvm)
-                .cast::<*mut c_void>()
+                .cast::<*mut Kvm>()
                 .read()
         };
         // INVARIANT: `vcpu` is guaranteed by the caller, `vm` was just read from it.
@@ -634,7 +675,7 @@ impl VcpuRef {
 ///
 /// `vm` is a live VM, and the current thread is on the read side of its `kvm->srcu` for `'a`.
 pub(crate) struct MemSlots<'a> {
-    vm: *mut c_void,
+    vm: *mut Kvm,
     _held: core::marker::PhantomData<(&'a VcpuRef, &'a InHcall)>,
 }
 
@@ -680,7 +721,7 @@ pub(crate) fn capable_sys_admin() -> bool {
 /// `vm` is a live `struct kvm` for `'a`; its `mm` is grabbed by KVM for as long.
 #[derive(Clone, Copy)]
 pub(crate) struct VmDma<'a> {
-    vm: *mut c_void,
+    vm: *mut Kvm,
     _vm: core::marker::PhantomData<&'a ()>,
 }
 
@@ -722,7 +763,7 @@ impl VmDma<'_> {
     }
 
     /// The VM, for the hardware exchange (which marks pages dirty in its mm).
-    fn vm(&self) -> *mut c_void {
+    fn vm(&self) -> *mut Kvm {
         self.vm
     }
 }
@@ -734,7 +775,7 @@ impl VmDma<'_> {
 /// `group` is a `struct iommu_group` on which this value holds one reference; its DMA was owned
 /// by user space when the reference was taken.
 pub(crate) struct GroupRef {
-    group: NonNull<c_void>,
+    group: NonNull<IommuGroup>,
 }
 
 impl GroupRef {
@@ -760,7 +801,7 @@ impl GroupRef {
     /// # Safety
     ///
     /// `grp` must be a `struct iommu_group` on which the caller holds a reference.
-    pub(crate) unsafe fn from_raw(grp: *mut c_void, need_owner: bool) -> Result<Self> {
+    pub(crate) unsafe fn from_raw(grp: *mut IommuGroup, need_owner: bool) -> Result<Self> {
         let mut group = core::ptr::null_mut();
         // SAFETY: By the function's safety requirements `grp` lives; `group` is a valid place.
         let ret = unsafe { ffi::tce_glue_group_ref(grp, need_owner, &mut group) };
@@ -842,7 +883,7 @@ unsafe impl Sync for GroupRef {}
 /// `hw` is a `struct tce_glue_hw` owned by this value; its table has entries
 /// `[offset, offset + size)` of `1 << page_shift` bytes.
 pub(crate) struct HwRef {
-    hw: NonNull<c_void>,
+    hw: NonNull<GlueHw>,
     page_shift: u32,
     offset: u64,
     size: u64,

@@ -18,8 +18,7 @@
 
 use core::ffi::{
     c_long,
-    c_ulong,
-    c_void, //
+    c_ulong, //
 };
 
 use kernel::{
@@ -44,7 +43,10 @@ use crate::engine::tce::{
 };
 use crate::glue::{
     self,
+    KvmTceTable,
+    KvmVcpu,
     MemSlots,
+    TableHandle,
     VcpuRef, //
 };
 use crate::host::KHost;
@@ -200,7 +202,7 @@ impl<'a> Found<'a> {
 /// `span` is the range of entries (`ioba`, `npages`) the call may allocate pages for: those the
 /// VMM has mapped as the zero page are zapped once they exist.
 unsafe fn with_table(
-    table: *mut c_void,
+    table: *mut TableHandle,
     kind: Hcall,
     span: Option<(u64, u64)>,
     f: impl FnOnce(&Found<'_>) -> HcallResult,
@@ -250,8 +252,8 @@ fn with_guest<R>(
 /// of this provider that KVM found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
-    vcpu: *mut c_void,
-    stt: *mut c_void,
+    vcpu: *mut KvmVcpu,
+    stt: *mut KvmTceTable,
     ioba: c_ulong,
     tce: c_ulong,
 ) -> c_long {
@@ -274,8 +276,8 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce(
 /// of this provider that KVM found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
-    vcpu: *mut c_void,
-    stt: *mut c_void,
+    vcpu: *mut KvmVcpu,
+    stt: *mut KvmTceTable,
     ioba: c_ulong,
     tce_list: c_ulong,
     npages: c_ulong,
@@ -324,8 +326,8 @@ pub(crate) unsafe extern "C" fn tce_accel_h_put_tce_indirect(
 /// of this provider that KVM found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_stuff_tce(
-    vcpu: *mut c_void,
-    stt: *mut c_void,
+    vcpu: *mut KvmVcpu,
+    stt: *mut KvmTceTable,
     ioba: c_ulong,
     value: c_ulong,
     npages: c_ulong,
@@ -358,8 +360,8 @@ pub(crate) unsafe extern "C" fn tce_accel_h_stuff_tce(
 /// of this provider that KVM found for it, inside the VM's `kvm->srcu` read-side section.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_h_get_tce(
-    vcpu: *mut c_void,
-    stt: *mut c_void,
+    vcpu: *mut KvmVcpu,
+    stt: *mut KvmTceTable,
     ioba: c_ulong,
 ) -> c_long {
     // SAFETY: By the function's safety requirements `vcpu` is live for this call.

@@ -38,8 +38,7 @@ use core::ffi::{
     c_int,
     c_long,
     c_uint,
-    c_ulong,
-    c_void, //
+    c_ulong, //
 };
 
 use kernel::{
@@ -60,7 +59,11 @@ use crate::engine::window::{
 };
 use crate::glue::{
     self,
+    AddressSpace,
+    Kvm,
     PagePtr,
+    SeqFile,
+    TableHandle,
     VmRef, //
 };
 use crate::host::KHost;
@@ -139,7 +142,7 @@ pub(crate) struct Table {
     hcalls: [AtomicU64; 4],
     /// The `struct address_space` of the table's file once it is mapped (the file has an
     /// inode of its own), whose mappings are zapped when a page replaces the zero page.
-    mapping: AtomicPtr<c_void>,
+    mapping: AtomicPtr<AddressSpace>,
     /// The hardware tables of VFIO groups attached to the table (dropped before the VM).
     attached: Attached,
     /// Keeps the VM alive as long as its table.
@@ -187,7 +190,7 @@ const WATCHED: u64 = 8;
 
 /// A hypercall's range and the table's allocation count before it (see [`Table::watch`]).
 pub(crate) struct Watch {
-    mapping: *mut c_void,
+    mapping: *mut AddressSpace,
     ioba: u64,
     npages: u64,
     allocations: u64,
@@ -235,7 +238,7 @@ impl Watch {
 ///
 /// `seq` must be the `struct seq_file` of a read of that file.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn tce_accel_debugfs_tables(seq: *mut c_void) {
+pub(crate) unsafe extern "C" fn tce_accel_debugfs_tables(seq: *mut SeqFile) {
     let reg = REGISTRY.lock();
     for e in reg.iter() {
         let t = &e.table;
@@ -365,12 +368,12 @@ pub(crate) fn create(req: &CreateTable) -> Result<i32> {
 /// `vm` must be a live `struct kvm` and `out` a valid place to write.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_provider_create(
-    vm: *mut c_void,
+    vm: *mut Kvm,
     liobn: u64,
     page_shift: u32,
     offset: u64,
     size: u64,
-    out: *mut *mut c_void,
+    out: *mut *mut TableHandle,
 ) -> c_int {
     // SAFETY: By the function's safety requirements `vm` lives for the call.
     let vm = match unsafe { VmRef::from_raw(vm) } {
@@ -481,7 +484,7 @@ fn pages_ioctl(table: &Table, arg: c_ulong) -> Result<isize> {
 /// `table` must be the pointer the file was created with, by `glue::install_table` or
 /// [`tce_accel_provider_create`], and this must be its last use.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn tce_accel_table_release(table: *mut c_void) {
+pub(crate) unsafe extern "C" fn tce_accel_table_release(table: *mut TableHandle) {
     // SAFETY: By the function's safety requirements `table` came from `Arc::into_raw` of an
     // `Arc<Table>` and is not used again.
     let table = unsafe { Arc::from_raw(table.cast::<Table>().cast_const()) };
@@ -504,7 +507,7 @@ const FAULT_NEW: c_int = 4;
 /// `table` must be a live table file's pointer and `why` a valid place to write.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_table_fault(
-    table: *mut c_void,
+    table: *mut TableHandle,
     pgoff: u64,
     write: bool,
     why: *mut c_int,
@@ -538,7 +541,10 @@ pub(crate) unsafe extern "C" fn tce_accel_table_fault(
 ///
 /// `table` must be a live table file's pointer.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn tce_accel_table_present(table: *mut c_void, pgoff: u64) -> bool {
+pub(crate) unsafe extern "C" fn tce_accel_table_present(
+    table: *mut TableHandle,
+    pgoff: u64,
+) -> bool {
     // SAFETY: By the function's safety requirements the table lives while its file is mapped.
     let table = unsafe { &*table.cast::<Table>() };
     table.window.page_present(pgoff)
@@ -550,7 +556,10 @@ pub(crate) unsafe extern "C" fn tce_accel_table_present(table: *mut c_void, pgof
 ///
 /// `table` must be a live table file's pointer and `mapping` that file's mapping.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn tce_accel_table_mapped(table: *mut c_void, mapping: *mut c_void) {
+pub(crate) unsafe extern "C" fn tce_accel_table_mapped(
+    table: *mut TableHandle,
+    mapping: *mut AddressSpace,
+) {
     // SAFETY: By the function's safety requirements the table lives while its file is mapped.
     let table = unsafe { &*table.cast::<Table>() };
     table.mapping.store(mapping, Ordering::Release);
@@ -563,7 +572,7 @@ pub(crate) unsafe extern "C" fn tce_accel_table_mapped(table: *mut c_void, mappi
 /// `table` must be a live table file's pointer.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_table_ioctl(
-    table: *mut c_void,
+    table: *mut TableHandle,
     cmd: c_uint,
     arg: c_ulong,
 ) -> c_long {

@@ -63,7 +63,7 @@ static void tce_glue_zap_pages(struct address_space *mapping, u64 pgoff, u64 n)
 
 static vm_fault_t tce_glue_fault(struct vm_fault *vmf)
 {
-	void *table = vmf->vma->vm_private_data;
+	struct tce_accel_table *table = vmf->vma->vm_private_data;
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
 	struct page *page;
 	vm_fault_t ret;
@@ -103,7 +103,7 @@ static vm_fault_t tce_glue_pfn_mkwrite(struct vm_fault *vmf)
 }
 
 /* Zaps every mapping of pages [@pgoff, @pgoff + @n) of a table's file. */
-void tce_glue_zap(void *mapping, u64 pgoff, u64 n)
+void tce_glue_zap(struct address_space *mapping, u64 pgoff, u64 n)
 {
 	tce_glue_zap_pages(mapping, pgoff, n);
 }
@@ -114,7 +114,7 @@ static const struct vm_operations_struct tce_glue_vm_ops = {
 };
 
 /* Maps @table, the table of a tce_accel file or of a KVM TCE file it serves. */
-static int tce_glue_mmap_table(void *table, struct vm_area_struct *vma)
+static int tce_glue_mmap_table(struct tce_accel_table *table, struct vm_area_struct *vma)
 {
 	/* A private mapping would copy pages on write and never see the guest's updates. */
 	if (!(vma->vm_flags & VM_SHARED))
@@ -161,7 +161,7 @@ static const struct file_operations tce_glue_table_fops = {
  * Installs a new table file for @table; on success the file owns @table. The
  * file has an inode of its own, so that zapping its mappings touches no other.
  */
-int tce_glue_table_getfd(void *table)
+int tce_glue_table_getfd(struct tce_accel_table *table)
 {
 	struct file *file;
 	int fd;
@@ -180,7 +180,7 @@ int tce_glue_table_getfd(void *table)
 }
 
 /* Takes a reference to the VM of file descriptor @fd, or fails with -EBADF or -EINVAL. */
-int tce_glue_vm_get(int fd, void **vm)
+int tce_glue_vm_get(int fd, struct kvm **vm)
 {
 	CLASS(fd, f)(fd);
 	struct kvm *kvm;
@@ -196,18 +196,18 @@ int tce_glue_vm_get(int fd, void **vm)
 }
 
 /* Takes one more reference to @vm, on which the caller holds one. */
-void tce_glue_vm_ref(void *vm)
+void tce_glue_vm_ref(struct kvm *vm)
 {
 	kvm_get_kvm(vm);
 }
 
-void tce_glue_vm_put(void *vm)
+void tce_glue_vm_put(struct kvm *vm)
 {
 	kvm_put_kvm(vm);
 }
 
 /* Grabs @vm's mm for accounting: KVM charges a VM's tables there too. */
-void *tce_glue_vm_mm(void *vm)
+struct mm_struct *tce_glue_vm_mm(struct kvm *vm)
 {
 	struct mm_struct *mm = ((struct kvm *)vm)->mm;
 
@@ -216,7 +216,7 @@ void *tce_glue_vm_mm(void *vm)
 }
 
 /* Waits until no hypercall of @vm can still use what was unpublished before. */
-void tce_glue_vm_synchronize(void *vm)
+void tce_glue_vm_synchronize(struct kvm *vm)
 {
 	synchronize_srcu(&((struct kvm *)vm)->srcu);
 }
@@ -249,7 +249,7 @@ static void tce_glue_deferred_run(struct work_struct *work)
  * Calls @fn(@data) after a grace period of @vm's kvm->srcu, from a workqueue.
  * -ENOMEM if the work cannot be allocated, and then @fn is not called.
  */
-int tce_glue_vm_defer(void *vm, void (*fn)(void *data), void *data)
+int tce_glue_vm_defer(struct kvm *vm, void (*fn)(void *data), void *data)
 {
 	struct tce_glue_deferred *d = kmalloc(sizeof(*d), GFP_KERNEL_ACCOUNT);
 
@@ -277,7 +277,7 @@ void tce_glue_wq_destroy(void)
 }
 
 /* Grabs the caller's mm for accounting, or returns NULL for a kernel thread. */
-void *tce_glue_mm_get(void)
+struct mm_struct *tce_glue_mm_get(void)
 {
 	struct mm_struct *mm = current->mm;
 
@@ -286,12 +286,12 @@ void *tce_glue_mm_get(void)
 	return mm;
 }
 
-void tce_glue_mm_put(void *mm)
+void tce_glue_mm_put(struct mm_struct *mm)
 {
 	mmdrop(mm);
 }
 
-int tce_glue_account(void *mm, unsigned long pages, bool inc)
+int tce_glue_account(struct mm_struct *mm, unsigned long pages, bool inc)
 {
 	return account_locked_vm(mm, pages, inc);
 }
@@ -329,9 +329,14 @@ u64 tce_glue_page_phys(struct page *page)
 #ifdef CONFIG_SPAPR_TCE_IOMMU
 static int tce_glue_provider_create(struct kvmppc_spapr_tce_table *stt)
 {
-	return tce_accel_provider_create(stt->kvm, stt->liobn, stt->page_shift,
-					 stt->offset, stt->size,
-					 &stt->provider_data);
+	struct tce_accel_table *table;
+	int ret;
+
+	ret = tce_accel_provider_create(stt->kvm, stt->liobn, stt->page_shift,
+					stt->offset, stt->size, &table);
+	if (!ret)
+		stt->provider_data = table;
+	return ret;
 }
 
 static void tce_glue_provider_release(struct kvmppc_spapr_tce_table *stt)
@@ -391,8 +396,8 @@ static void tce_glue_provider_unregister(void)
 }
 
 /* Creates a table of @vm served by this module; returns its fd or -errno. */
-int tce_glue_kvm_create_table(void *vm, u64 liobn, u32 page_shift, u64 offset,
-			      u64 size)
+int tce_glue_kvm_create_table(struct kvm *vm, u64 liobn, u32 page_shift,
+			      u64 offset, u64 size)
 {
 	struct kvm_create_spapr_tce_64 args = {
 		.liobn = liobn,
@@ -423,8 +428,8 @@ static void tce_glue_provider_unregister(void)
 {
 }
 
-int tce_glue_kvm_create_table(void *vm, u64 liobn, u32 page_shift, u64 offset,
-			      u64 size)
+int tce_glue_kvm_create_table(struct kvm *vm, u64 liobn, u32 page_shift,
+			      u64 offset, u64 size)
 {
 	return -ENOSYS;		/* The caller installs a tce_accel file instead. */
 }
@@ -538,7 +543,7 @@ void tce_glue_provider_stop(void)
  * it. The caller is a hypercall handler: KVM holds the VM's srcu, and so its
  * slots, around it.
  */
-bool tce_glue_gpa_to_ua(void *vm, u64 gpa, u64 *ua)
+bool tce_glue_gpa_to_ua(struct kvm *vm, u64 gpa, u64 *ua)
 {
 	struct kvm *kvm = vm;
 	struct kvm_memory_slot *slot;
@@ -589,8 +594,9 @@ int tce_glue_read_user_be64(u64 ua, u64 *out, size_t n)
  */
 static struct dentry *tce_glue_debugfs_dir;
 
-void tce_glue_seq_table(void *seq, void *vm, u64 liobn, u32 page_shift, u64 size,
-			u64 pages, u64 charged, size_t groups, const u64 *hcalls)
+void tce_glue_seq_table(struct seq_file *seq, struct kvm *vm, u64 liobn,
+			u32 page_shift, u64 size, u64 pages, u64 charged,
+			size_t groups, const u64 *hcalls)
 {
 	seq_printf(seq, "vm %p liobn 0x%llx page_shift %u size %llu pages %llu charged %llu put %llu indirect %llu stuff %llu get %llu groups %zu\n",
 		   vm, liobn, page_shift, size, pages, charged, hcalls[0], hcalls[1],
@@ -654,7 +660,7 @@ struct tce_glue_hw {
  * (the group is in no container), so its tables may be the host's own; checked only if
  * @need_owner (attaching needs it, finding an attached group again does not).
  */
-int tce_glue_group_get(int fd, bool need_owner, void **group)
+int tce_glue_group_get(int fd, bool need_owner, struct iommu_group **group)
 {
 	struct iommu_group *(*file_group)(struct file *file);
 	struct iommu_group *grp;
@@ -679,7 +685,8 @@ int tce_glue_group_get(int fd, bool need_owner, void **group)
  * Takes another reference to @grp, which the caller holds (a group of the KVM-VFIO device),
  * with the checks of tce_glue_group_get().
  */
-int tce_glue_group_ref(void *grp, bool need_owner, void **group)
+int tce_glue_group_ref(struct iommu_group *grp, bool need_owner,
+		       struct iommu_group **group)
 {
 	if (!iommu_group_get_iommudata(grp))
 		return -ENODEV;
@@ -689,7 +696,7 @@ int tce_glue_group_ref(void *grp, bool need_owner, void **group)
 	return 0;
 }
 
-void tce_glue_group_put(void *group)
+void tce_glue_group_put(struct iommu_group *group)
 {
 	iommu_group_put(group);
 }
@@ -707,15 +714,16 @@ unsigned int tce_glue_group_windows(void)
  * Whether the group is in a VFIO sPAPR TCE v2 container (patches/0004): only such a container
  * pins guest memory through preregistration, which the module's updates account for.
  */
-bool tce_glue_group_v2(void *group)
+bool tce_glue_group_v2(struct iommu_group *group)
 {
 	struct iommu_table_group *tg = iommu_group_get_iommudata(group);
 
 	return tg && READ_ONCE(tg->v2_owned);
 }
 
-int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,
-		    u64 *offset, u64 *size)
+int tce_glue_hw_get(struct iommu_group *group, unsigned int i,
+		    struct tce_glue_hw **hw_out, u32 *page_shift, u64 *offset,
+		    u64 *size)
 {
 	struct iommu_table_group *tg = iommu_group_get_iommudata(group);
 	struct iommu_table *tbl;
@@ -761,23 +769,22 @@ int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,
 	return 0;
 }
 
-void tce_glue_hw_put(void *hw_)
+void tce_glue_hw_put(struct tce_glue_hw *hw)
 {
-	struct tce_glue_hw *hw = hw_;
 
 	iommu_tce_table_put(hw->tbl);
 	iommu_group_put(hw->grp);
 	kfree(hw);
 }
 
-void *tce_glue_hw_group(void *hw_)
+struct iommu_group *tce_glue_hw_group(struct tce_glue_hw *hw)
 {
-	return ((struct tce_glue_hw *)hw_)->grp;
+	return hw->grp;
 }
 
-void *tce_glue_hw_table(void *hw_)
+struct iommu_table *tce_glue_hw_table(struct tce_glue_hw *hw)
 {
-	return ((struct tce_glue_hw *)hw_)->tbl;
+	return hw->tbl;
 }
 
 static bool tce_glue_hw_index_ok(struct iommu_table *tbl, u64 index)
@@ -790,9 +797,9 @@ static bool tce_glue_hw_index_ok(struct iommu_table *tbl, u64 index)
  * the user address to record. Out: the old entry's, *@perm 0 if it was clear. @vm's mm is the
  * one whose preregistered memory the entries map.
  */
-int tce_glue_hw_xchg(void *hw_, void *vm, u64 index, u64 *hpa, u64 *perm, u64 *ua)
+int tce_glue_hw_xchg(struct tce_glue_hw *hw, struct kvm *vm, u64 index,
+		     u64 *hpa, u64 *perm, u64 *ua)
 {
-	struct tce_glue_hw *hw = hw_;
 	struct iommu_table *tbl = hw->tbl;
 	enum dma_data_direction dir = iommu_tce_direction(*perm);
 	unsigned long h = dir == DMA_NONE ? 0 : *hpa;
@@ -851,17 +858,15 @@ out:
 }
 
 /* Invalidates the IOMMU's cache of entries [@index, @index + @pages) of @hw. */
-void tce_glue_hw_kill(void *hw_, u64 index, u64 pages)
+void tce_glue_hw_kill(struct tce_glue_hw *hw, u64 index, u64 pages)
 {
-	struct tce_glue_hw *hw = hw_;
 
 	iommu_tce_kill(hw->tbl, index, pages);
 }
 
 /* Reads entry @index of @hw back from the platform (diagnosis), and its recorded user address. */
-int tce_glue_hw_read(void *hw_, u64 index, u64 *tce, u64 *ua)
+int tce_glue_hw_read(struct tce_glue_hw *hw, u64 index, u64 *tce, u64 *ua)
 {
-	struct tce_glue_hw *hw = hw_;
 	struct iommu_table *tbl = hw->tbl;
 	__be64 *pua;
 
@@ -890,7 +895,7 @@ int tce_glue_hw_read(void *hw_, u64 index, u64 *tce, u64 *ua)
  * unregistered, so each helper looks its region up and uses it inside one RCU read-side
  * section; a region that maps an entry cannot be unregistered (its "mapped" count).
  */
-bool tce_glue_dma_lookup(void *vm, u64 ua, u64 size)
+bool tce_glue_dma_lookup(struct kvm *vm, u64 ua, u64 size)
 {
 	bool found;
 
@@ -900,7 +905,7 @@ bool tce_glue_dma_lookup(void *vm, u64 ua, u64 size)
 	return found;
 }
 
-bool tce_glue_dma_hpa(void *vm, u64 ua, u64 size, u32 page_shift, u64 *hpa)
+bool tce_glue_dma_hpa(struct kvm *vm, u64 ua, u64 size, u32 page_shift, u64 *hpa)
 {
 	struct mm_iommu_table_group_mem_t *mem;
 	unsigned long h = 0;
@@ -915,7 +920,7 @@ bool tce_glue_dma_hpa(void *vm, u64 ua, u64 size, u32 page_shift, u64 *hpa)
 }
 
 /* Looks up, translates and counts a mapping of [@ua, @ua + (1 << @page_shift)) as one step. */
-bool tce_glue_dma_map(void *vm, u64 ua, u32 page_shift, u64 *hpa)
+bool tce_glue_dma_map(struct kvm *vm, u64 ua, u32 page_shift, u64 *hpa)
 {
 	struct mm_iommu_table_group_mem_t *mem;
 	unsigned long h = 0;
@@ -930,7 +935,7 @@ bool tce_glue_dma_map(void *vm, u64 ua, u32 page_shift, u64 *hpa)
 	return ok;
 }
 
-bool tce_glue_dma_inc(void *vm, u64 ua, u64 size)
+bool tce_glue_dma_inc(struct kvm *vm, u64 ua, u64 size)
 {
 	struct mm_iommu_table_group_mem_t *mem;
 	bool ok;
@@ -943,7 +948,7 @@ bool tce_glue_dma_inc(void *vm, u64 ua, u64 size)
 }
 
 /* Counts one mapping fewer of the region of [@ua, @ua + @size); false if no region holds it. */
-bool tce_glue_dma_dec(void *vm, u64 ua, u64 size)
+bool tce_glue_dma_dec(struct kvm *vm, u64 ua, u64 size)
 {
 	struct mm_iommu_table_group_mem_t *mem;
 
@@ -955,17 +960,18 @@ bool tce_glue_dma_dec(void *vm, u64 ua, u64 size)
 	return mem;
 }
 #else
-int tce_glue_group_get(int fd, bool need_owner, void **group)
+int tce_glue_group_get(int fd, bool need_owner, struct iommu_group **group)
 {
 	return -ENODEV;	/* No sPAPR TCE IOMMU with VFIO: nothing can be attached. */
 }
 
-int tce_glue_group_ref(void *grp, bool need_owner, void **group)
+int tce_glue_group_ref(struct iommu_group *grp, bool need_owner,
+		       struct iommu_group **group)
 {
 	return -ENODEV;
 }
 
-void tce_glue_group_put(void *group)
+void tce_glue_group_put(struct iommu_group *group)
 {
 }
 
@@ -974,66 +980,68 @@ unsigned int tce_glue_group_windows(void)
 	return 0;
 }
 
-bool tce_glue_group_v2(void *group)
+bool tce_glue_group_v2(struct iommu_group *group)
 {
 	return false;
 }
 
-int tce_glue_hw_get(void *group, unsigned int i, void **hw_out, u32 *page_shift,
-		    u64 *offset, u64 *size)
+int tce_glue_hw_get(struct iommu_group *group, unsigned int i,
+		    struct tce_glue_hw **hw_out, u32 *page_shift, u64 *offset,
+		    u64 *size)
 {
 	return -ENOENT;
 }
 
-void tce_glue_hw_put(void *hw)
+void tce_glue_hw_put(struct tce_glue_hw *hw)
 {
 }
 
-void *tce_glue_hw_group(void *hw)
-{
-	return NULL;
-}
-
-void *tce_glue_hw_table(void *hw)
+struct iommu_group *tce_glue_hw_group(struct tce_glue_hw *hw)
 {
 	return NULL;
 }
 
-int tce_glue_hw_xchg(void *hw, void *vm, u64 index, u64 *hpa, u64 *perm, u64 *ua)
+struct iommu_table *tce_glue_hw_table(struct tce_glue_hw *hw)
+{
+	return NULL;
+}
+
+int tce_glue_hw_xchg(struct tce_glue_hw *hw, struct kvm *vm, u64 index,
+		     u64 *hpa, u64 *perm, u64 *ua)
 {
 	return -EOPNOTSUPP;
 }
 
-void tce_glue_hw_kill(void *hw, u64 index, u64 pages)
+void tce_glue_hw_kill(struct tce_glue_hw *hw, u64 index, u64 pages)
 {
 }
 
-int tce_glue_hw_read(void *hw, u64 index, u64 *tce, u64 *ua)
+int tce_glue_hw_read(struct tce_glue_hw *hw, u64 index, u64 *tce, u64 *ua)
 {
 	return -EOPNOTSUPP;
 }
 
-bool tce_glue_dma_lookup(void *vm, u64 ua, u64 size)
+bool tce_glue_dma_lookup(struct kvm *vm, u64 ua, u64 size)
 {
 	return false;
 }
 
-bool tce_glue_dma_hpa(void *vm, u64 ua, u64 size, u32 page_shift, u64 *hpa)
+bool tce_glue_dma_hpa(struct kvm *vm, u64 ua, u64 size, u32 page_shift, u64 *hpa)
 {
 	return false;
 }
 
-bool tce_glue_dma_map(void *vm, u64 ua, u32 page_shift, u64 *hpa)
+bool tce_glue_dma_map(struct kvm *vm, u64 ua, u32 page_shift, u64 *hpa)
 {
 	return false;
 }
 
-bool tce_glue_dma_inc(void *vm, u64 ua, u64 size)
+bool tce_glue_dma_inc(struct kvm *vm, u64 ua, u64 size)
 {
 	return false;
 }
 
-bool tce_glue_dma_dec(void *vm, u64 ua, u64 size)
+bool tce_glue_dma_dec(struct kvm *vm, u64 ua, u64 size)
 {
 	return false;
 }

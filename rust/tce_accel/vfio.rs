@@ -67,6 +67,8 @@ use crate::glue::{
     self,
     GroupRef,
     HwRef,
+    IommuGroup,
+    TableHandle,
     VmDma,
     VmRef, //
 };
@@ -461,8 +463,8 @@ fn attach(table: &Table, group: &GroupRef, via: Via) -> Result {
 /// a `struct iommu_group` the KVM-VFIO device holds a reference to.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_provider_attach_group(
-    table: *mut c_void,
-    grp: *mut c_void,
+    table: *mut TableHandle,
+    grp: *mut IommuGroup,
 ) -> c_long {
     // SAFETY: By the function's safety requirements the table lives for the call.
     let table = unsafe { &*table.cast::<Table>() };
@@ -492,8 +494,8 @@ pub(crate) unsafe extern "C" fn tce_accel_provider_attach_group(
 /// and `grp` a `struct iommu_group` the caller holds a reference to.
 #[no_mangle]
 pub(crate) unsafe extern "C" fn tce_accel_provider_release_group(
-    table: *mut c_void,
-    grp: *mut c_void,
+    table: *mut TableHandle,
+    grp: *mut IommuGroup,
 ) {
     // SAFETY: By the function's safety requirements the table lives for the call.
     let table = unsafe { &*table.cast::<Table>() };
