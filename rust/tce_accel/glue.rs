@@ -594,6 +594,19 @@ pub(crate) fn provider_stop() {
     unsafe { ffi::tce_glue_provider_stop() };
 }
 
+/// Reads the pointer field at byte `offset` of the C structure at `base` (an offset of
+/// `tce_glue_layout`).
+///
+/// # Safety
+///
+/// `base` must point to a live structure with a pointer field at `offset` that nothing writes
+/// during the read.
+unsafe fn read_ptr_field<S, T>(base: *mut S, offset: usize) -> *mut T {
+    // SAFETY: By the function's safety requirements the field is inside the structure (so the
+    // add stays in it), aligned as a pointer and not written concurrently.
+    unsafe { base.wrapping_byte_add(offset).cast::<*mut T>().read() }
+}
+
 /// The table this module keeps in the KVM table `stt`, as the provider's create stored it.
 ///
 /// # Safety
@@ -602,13 +615,9 @@ pub(crate) fn provider_stop() {
 /// KVM passes to a hypercall handler.
 pub(crate) unsafe fn stt_table(stt: *mut KvmTceTable) -> *mut TableHandle {
     // SAFETY: By the function's safety requirements `stt` is live and this provider's, so its
-    // `provider_data` (at offset `stt_data`, inside the structure, so the add stays in it) was
-    // set when it was created and is not changed after. The layout is a constant.
-    unsafe {
-        stt.wrapping_byte_add(ffi::tce_glue_layout.stt_data)
-            .cast::<*mut TableHandle>()
-            .read()
-    }
+    // `provider_data` (at offset `stt_data` of the constant layout) was set when it was created
+    // and is not changed after.
+    unsafe { read_ptr_field(stt, ffi::tce_glue_layout.stt_data) }
 }
 
 /// The vCPU making a hypercall, and its VM.
@@ -631,13 +640,9 @@ impl VcpuRef {
     /// that hypercall.
     pub(crate) unsafe fn new(vcpu: *mut KvmVcpu) -> Self {
         // SAFETY: By the function's safety requirements `vcpu` is a live `struct kvm_vcpu`, and
-        // `vcpu_kvm` is the offset of its `kvm` pointer (inside the structure, so the add stays
-        // in it), which never changes once the vCPU exists. The layout is a constant.
-        let vm = unsafe {
-            vcpu.wrapping_byte_add(ffi::tce_glue_layout.vcpu_kvm)
-                .cast::<*mut Kvm>()
-                .read()
-        };
+        // `vcpu_kvm` (of the constant layout) is the offset of its `kvm` pointer, which never
+        // changes once the vCPU exists.
+        let vm = unsafe { read_ptr_field(vcpu, ffi::tce_glue_layout.vcpu_kvm) };
         // INVARIANT: `vcpu` is guaranteed by the caller, `vm` was just read from it.
         Self { vcpu, vm }
     }

@@ -76,6 +76,13 @@ pub struct Target<'a, H: Host, I> {
     pub tables: I,
 }
 
+impl<H: Host, I: Iterator + Clone> Target<'_, H, I> {
+    /// Whether any hardware table is attached: most windows have none, and skip their loops.
+    fn has_tables(&self) -> bool {
+        self.tables.clone().next().is_some()
+    }
+}
+
 /// The guest side of a hypercall: its memory and its preregistered DMA memory.
 pub struct Vm<'a, G, D> {
     /// Guest RAM.
@@ -309,8 +316,7 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
         I: Iterator<Item = &'t T> + Clone,
     {
         let window = p.target.window;
-        // Most windows have no hardware table: they skip the loops.
-        if p.target.tables.clone().next().is_some() {
+        if p.target.has_tables() {
             let entry = window.offset() + p.rel;
             let r = self.update_tables(window, p.target.tables.clone(), entry, p.tce, p.ua);
             Self::invalidate(window, p.target.tables, entry, 1);
@@ -405,8 +411,7 @@ impl<G: GuestMemory, D: DmaMemory> Vm<'_, G, D> {
     {
         let window = p.target.window;
         let first = window.offset() + p.rel;
-        let has_tables = p.target.tables.clone().next().is_some();
-        if !has_tables {
+        if !p.target.has_tables() {
             // Only the guest view to write: one page lookup per page, not per entry.
             return window
                 .store_all(p.rel, p.list)

@@ -49,7 +49,6 @@ use crate::uapi::{
     VfioSpaprTceCreate,
     VfioSpaprTceInfo,
     VfioSpaprTceRemove,
-    CREATE_TABLE_SIZE,
     GROUP_SIZE,
     HW_ENTRY_SIZE,
     KVM_CHECK_EXTENSION,
@@ -83,11 +82,7 @@ pub fn create_table(
     vm: BorrowedFd<'_>,
     window: RawWindow,
 ) -> SysResult<OwnedFd> {
-    let mut args = CreateTableArgs {
-        argsz: CREATE_TABLE_SIZE as u32,
-        vm_fd: vm.as_raw_fd(),
-        window,
-    };
+    let mut args = CreateTableArgs::new(vm.as_raw_fd(), window);
     // SAFETY: TCE_ACCEL_CREATE_TABLE takes a `struct tce_accel_create_table`, which
     // `CreateTableArgs` is (its layout is checked in `uapi`); `vm` stays open during the call,
     // and on success it returns a new table descriptor.

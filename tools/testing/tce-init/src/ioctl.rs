@@ -89,7 +89,7 @@ impl Encoding {
 }
 
 /// `KVMIO`, the ioctl type of `/dev/kvm`.
-const KVMIO: u32 = 0xAE;
+const KVMIO: u32 = tce_uapi::kvm::KVMIO as u32;
 
 /// The request numbers the tests use, in one encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
