@@ -29,12 +29,12 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::ioctl::SysResult;
 use crate::table::{
     describe,
     Table,
     Tables, //
 };
+use tce_sys::SysResult;
 
 /// The hardware side of one PHB's VFIO groups: their container's windows, and attaching the
 /// groups to a table of type `T`.

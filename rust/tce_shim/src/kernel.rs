@@ -23,16 +23,20 @@ use std::sync::{
     OnceLock, //
 };
 
+use std::sync::atomic::Ordering;
+
 use rustix::io::Errno;
 use tce_engine::window::WindowParams;
+use tce_sys::{
+    accel,
+    kvm,
+    process,
+    Mmap, //
+};
 
 use crate::error::{
     Error,
     Result, //
-};
-use crate::sys::{
-    self,
-    Mapping, //
 };
 use crate::table::{
     check_index,
@@ -82,14 +86,14 @@ pub struct KernelTable {
     params: WindowParams,
     page_size: u64,
     mapping_pages: u64,
-    mapping: OnceLock<Mapping>,
+    mapping: OnceLock<Mmap>,
 }
 
 impl KernelTable {
     /// Takes a table file descriptor, such as one created by `TCE_ACCEL_CREATE_TABLE` or taken
     /// from a VMM with [`take_fd`], and checks that it is a table.
     pub fn from_fd(fd: OwnedFd) -> Result<KernelTable> {
-        let info = sys::table_info(fd.as_fd()).map_err(|e| match e {
+        let info = accel::table_info(fd.as_fd()).map_err(|e| match e {
             Errno::NOTTY | Errno::INVAL | Errno::BADF => Error::NotATable { source: io(e) },
             e => Error::TableInfo { source: io(e) },
         })?;
@@ -107,20 +111,20 @@ impl KernelTable {
     /// as [`TableKind::Kvm`], with the geometry of KVM's mapping: one u64 per entry, whole
     /// host pages.
     pub fn from_kvm_fd(fd: OwnedFd, params: WindowParams) -> Result<KernelTable> {
-        match sys::table_info(fd.as_fd()) {
+        match accel::table_info(fd.as_fd()) {
             Ok(info) => {
                 let window = WindowParams::from(info.window);
                 if window != params {
                     return Err(Error::BadGeometry {
                         size: window.size,
                         mapping_pages: info.mapping_pages,
-                        page_size: sys::page_size(),
+                        page_size: process::page_size() as u64,
                     });
                 }
                 Self::new(fd, TableKind::Module, window, info.mapping_pages)
             }
             Err(Errno::NOTTY) => {
-                let pages = params.size.div_ceil(sys::page_size() / 8);
+                let pages = params.size.div_ceil(process::page_size() as u64 / 8);
                 Self::new(fd, TableKind::Kvm, params, pages)
             }
             Err(e) => Err(Error::TableInfo { source: io(e) }),
@@ -134,7 +138,7 @@ impl KernelTable {
         params: WindowParams,
         mapping_pages: u64,
     ) -> Result<KernelTable> {
-        let page_size = sys::page_size();
+        let page_size = process::page_size() as u64;
         let fits = mapping_pages
             .checked_mul(page_size / 8)
             .is_some_and(|n| n >= params.size);
@@ -166,14 +170,27 @@ impl KernelTable {
     }
 
     /// Returns the mapping, creating it on first use.
-    fn mapping(&self) -> Result<&Mapping> {
+    ///
+    /// Every entry of the window lies inside it; the callers check indexes against the window
+    /// before they read or write.
+    fn mapping(&self) -> Result<&Mmap> {
         if let Some(m) = self.mapping.get() {
             return Ok(m);
         }
         // `from_fd` checked that the length fits a usize.
         let len = (self.mapping_pages * self.page_size) as usize;
-        let m = Mapping::new(self.fd.as_fd(), len, self.params.size)
-            .map_err(|e| Error::MapTable { source: io(e) })?;
+        if self
+            .params
+            .size
+            .checked_mul(8)
+            .is_none_or(|n| n > len as u64)
+        {
+            return Err(Error::MapTable {
+                source: io(Errno::INVAL),
+            });
+        }
+        let m =
+            Mmap::shared(self.fd.as_fd(), len).map_err(|e| Error::MapTable { source: io(e) })?;
         // A racing thread may have mapped it first: then this mapping is dropped (unmapped).
         Ok(self.mapping.get_or_init(|| m))
     }
@@ -200,7 +217,7 @@ impl Table for KernelTable {
             });
         }
         let info =
-            sys::table_info(self.fd.as_fd()).map_err(|e| Error::TableInfo { source: io(e) })?;
+            accel::table_info(self.fd.as_fd()).map_err(|e| Error::TableInfo { source: io(e) })?;
         Ok(TableInfo {
             params: info.window.into(),
             host_page_size: self.page_size,
@@ -228,7 +245,7 @@ impl Table for KernelTable {
             }
             return Ok(n);
         }
-        let n = sys::table_pages(self.fd.as_fd(), start, out)
+        let n = accel::table_pages(self.fd.as_fd(), start, out)
             .map_err(|e| Error::TablePages { source: io(e) })?;
         // Guard against a module that breaks the promise of ascending pages in the table.
         let mut next = start;
@@ -250,7 +267,9 @@ impl Table for KernelTable {
         let mapping = self.mapping()?;
         for (i, slot) in out[..count].iter_mut().enumerate() {
             // Every index is below `size`, which the mapping covers.
-            *slot = mapping.load(first + i as u64).unwrap_or(0);
+            *slot = mapping
+                .word(first + i as u64)
+                .map_or(0, |w| w.load(Ordering::Acquire));
         }
         Ok(count)
     }
@@ -260,7 +279,10 @@ impl Table for KernelTable {
         if !self.exists(index / self.entries_per_page())? {
             return Ok(0);
         }
-        Ok(self.mapping()?.load(index).unwrap_or(0))
+        Ok(self
+            .mapping()?
+            .word(index)
+            .map_or(0, |w| w.load(Ordering::Acquire)))
     }
 
     fn write(&self, index: u64, tce: u64) -> Result<()> {
@@ -268,7 +290,9 @@ impl Table for KernelTable {
         if tce == 0 && !self.exists(index / self.entries_per_page())? {
             return Ok(());
         }
-        self.mapping()?.store(index, tce);
+        if let Some(w) = self.mapping()?.word(index) {
+            w.store(tce, Ordering::Release);
+        }
         Ok(())
     }
 }
@@ -315,7 +339,7 @@ impl KernelTables {
     /// code serves them, or the module where it is loaded with `takeover=1`. Fails with
     /// [`Error::NoTables`] where the VM lacks `KVM_CAP_SPAPR_TCE_64` (any host but POWER).
     pub fn open_kvm(vm: OwnedFd) -> Result<KernelTables> {
-        match sys::kvm_check_extension(vm.as_fd(), KVM_CAP_SPAPR_TCE_64) {
+        match kvm::check_extension(vm.as_fd(), KVM_CAP_SPAPR_TCE_64) {
             Ok(n) if n > 0 => Ok(KernelTables {
                 dev: None,
                 vm,
@@ -350,8 +374,8 @@ impl Tables for KernelTables {
             return Err(Error::LiobnBusy { liobn });
         }
         let created = match &self.dev {
-            Some(dev) => sys::create_table(dev.as_fd(), self.vm.as_fd(), params.into()),
-            None => sys::kvm_create_spapr_tce_64(self.vm.as_fd(), params.into()),
+            Some(dev) => accel::create_table(dev.as_fd(), self.vm.as_fd(), params.into()),
+            None => kvm::create_spapr_tce_64(self.vm.as_fd(), &params.into()),
         };
         let fd = created.map_err(|e| match e {
             Errno::BUSY => Error::LiobnBusy { liobn },
@@ -392,10 +416,10 @@ impl Tables for KernelTables {
 /// Duplicates file descriptor `fd` of the running process `pid` into this process, as
 /// `pidfd_open` and `pidfd_getfd` do; this needs the right to trace that process.
 pub fn take_fd(pid: i32, fd: i32) -> Result<OwnedFd> {
-    let pidfd = sys::pidfd_open(pid)
+    let pidfd = process::pidfd_open(pid)
         .ok_or(Error::BadPid { pid })?
         .map_err(|e| Error::OpenProcess { pid, source: io(e) })?;
-    sys::pidfd_getfd(pidfd.as_fd(), fd).map_err(|e| Error::TakeFd {
+    process::pidfd_getfd(pidfd.as_fd(), fd).map_err(|e| Error::TakeFd {
         pid,
         fd,
         source: io(e),
@@ -414,5 +438,5 @@ pub fn create_vm_of_type(machine_type: u32) -> Result<OwnedFd> {
         .write(true)
         .open(KVM_PATH)
         .map_err(|source| Error::OpenKvm { source })?;
-    sys::kvm_create_vm(kvm.as_fd(), machine_type).map_err(|e| Error::CreateVm { source: io(e) })
+    kvm::create_vm(kvm.as_fd(), machine_type.into()).map_err(|e| Error::CreateVm { source: io(e) })
 }

@@ -30,12 +30,10 @@
 
 mod error;
 pub mod hw;
-pub mod ioctl;
 pub mod kernel;
 pub mod saved;
 mod shim;
 pub mod sim;
-mod sys;
 pub mod table;
 pub mod uapi;
 pub mod vfio;

@@ -31,15 +31,18 @@ use std::path::{
 use std::sync::Arc;
 
 use rustix::io::Errno;
+use tce_sys::{
+    accel,
+    vfio,
+    SysResult, //
+};
 
 use crate::error::{
     Error,
     Result, //
 };
 use crate::hw::HwWindows;
-use crate::ioctl::SysResult;
 use crate::kernel::KernelTable;
-use crate::sys;
 use crate::uapi::{
     HwEntryArgs,
     VfioSpaprTceInfo,
@@ -169,7 +172,7 @@ impl Group {
             .open(&path)
             .map_err(|source| Error::VfioOpen { path, source })?;
         let fd = OwnedFd::from(file);
-        let flags = sys::vfio_group_status(fd.as_fd()).map_err(|e| Error::Vfio {
+        let flags = vfio::group_status(fd.as_fd()).map_err(|e| Error::Vfio {
             ioctl: "VFIO_GROUP_GET_STATUS",
             what: format!("VFIO group {number}"),
             source: io(e),
@@ -261,10 +264,10 @@ impl Container {
                 source: io(e),
             }
         };
-        sys::vfio_enable(c.fd()).map_err(container("VFIO_IOMMU_ENABLE"))?;
+        vfio::enable(c.fd()).map_err(container("VFIO_IOMMU_ENABLE"))?;
         // The default window exists once something is mapped or unmapped; clearing one
         // unmapped page at bus address 0 creates it.
-        sys::vfio_unmap_dma(c.fd(), 0, 4096).map_err(container("VFIO_IOMMU_UNMAP_DMA"))?;
+        vfio::unmap_dma(c.fd(), 0, 4096).map_err(container("VFIO_IOMMU_UNMAP_DMA"))?;
         Ok(c)
     }
 
@@ -285,8 +288,7 @@ impl Container {
                 source: io(e),
             }
         };
-        let version =
-            sys::vfio_api_version(fd.as_fd()).map_err(container("VFIO_GET_API_VERSION"))?;
+        let version = vfio::api_version(fd.as_fd()).map_err(container("VFIO_GET_API_VERSION"))?;
         if version != VFIO_API_VERSION {
             return Err(Error::Vfio {
                 ioctl: "VFIO_GET_API_VERSION",
@@ -296,20 +298,20 @@ impl Container {
                 )),
             });
         }
-        let v2 = sys::vfio_check_extension(fd.as_fd(), iommu)
-            .map_err(container("VFIO_CHECK_EXTENSION"))?;
+        let v2 =
+            vfio::check_extension(fd.as_fd(), iommu).map_err(container("VFIO_CHECK_EXTENSION"))?;
         if v2 <= 0 {
             return Err(Error::NoSpaprV2);
         }
         for g in &groups {
-            sys::vfio_group_set_container(g.fd(), fd.as_fd()).map_err(|e| Error::Vfio {
+            vfio::group_set_container(g.fd(), fd.as_fd()).map_err(|e| Error::Vfio {
                 ioctl: "VFIO_GROUP_SET_CONTAINER",
                 what: format!("VFIO group {}", g.number),
                 source: io(e),
             })?;
         }
         // The IOMMU can be set only once a group is in the container.
-        sys::vfio_set_iommu(fd.as_fd(), iommu).map_err(|e| Error::Vfio {
+        vfio::set_iommu(fd.as_fd(), iommu).map_err(|e| Error::Vfio {
             ioctl: "VFIO_SET_IOMMU",
             what: format!("the VFIO container ({name})"),
             source: io(e),
@@ -334,7 +336,7 @@ impl Container {
 
     /// Returns what the sPAPR TCE IOMMU offers (`VFIO_IOMMU_SPAPR_TCE_GET_INFO`).
     pub fn info(&self) -> Result<SpaprInfo> {
-        sys::vfio_spapr_info(self.fd.as_fd())
+        vfio::spapr_info(self.fd.as_fd())
             .map(SpaprInfo::from)
             .map_err(|e| Error::Vfio {
                 ioctl: "VFIO_IOMMU_SPAPR_TCE_GET_INFO",
@@ -350,7 +352,7 @@ impl Container {
     /// Registering pins nothing that the caller must keep mapped: if the memory is unmapped
     /// first, the registration still holds the pages until it is undone.
     pub fn register_memory(self: &Arc<Self>, vaddr: u64, size: u64) -> Result<Registration> {
-        sys::vfio_spapr_memory(self.fd.as_fd(), vaddr, size, true).map_err(|e| {
+        vfio::spapr_memory(self.fd.as_fd(), vaddr, size, true).map_err(|e| {
             Error::RegisterMemory {
                 vaddr,
                 size,
@@ -367,23 +369,23 @@ impl Container {
     /// Creates a hardware DMA window (`VFIO_IOMMU_SPAPR_TCE_CREATE`) and returns its bus
     /// address; the errno is the kernel's.
     pub fn create_window(&self, page_shift: u32, window_size: u64, levels: u32) -> SysResult<u64> {
-        sys::vfio_spapr_create(self.fd.as_fd(), page_shift, window_size, levels)
+        vfio::spapr_create(self.fd.as_fd(), page_shift, window_size, levels)
     }
 
     /// Removes the hardware DMA window at `start` (`VFIO_IOMMU_SPAPR_TCE_REMOVE`).
     pub fn remove_window(&self, start: u64) -> SysResult<()> {
-        sys::vfio_spapr_remove(self.fd.as_fd(), start)
+        vfio::spapr_remove(self.fd.as_fd(), start)
     }
 
     /// Maps `size` bytes of preregistered memory at `vaddr` for reads and writes at bus
     /// address `iova` (`VFIO_IOMMU_MAP_DMA`), as QEMU does for an `H_TOO_HARD` exit.
     pub fn map_dma(&self, vaddr: u64, iova: u64, size: u64) -> SysResult<()> {
-        sys::vfio_map_dma(self.fd.as_fd(), vaddr, iova, size)
+        vfio::map_dma(self.fd.as_fd(), vaddr, iova, size)
     }
 
     /// Clears `size` bytes of bus addresses at `iova` (`VFIO_IOMMU_UNMAP_DMA`).
     pub fn unmap_dma(&self, iova: u64, size: u64) -> SysResult<()> {
-        sys::vfio_unmap_dma(self.fd.as_fd(), iova, size)
+        vfio::unmap_dma(self.fd.as_fd(), iova, size)
     }
 }
 
@@ -442,7 +444,7 @@ impl Registration {
         let Some(c) = &self.container else {
             return Ok(());
         };
-        sys::vfio_spapr_memory(c.fd.as_fd(), self.vaddr, self.size, false).map_err(|e| {
+        vfio::spapr_memory(c.fd.as_fd(), self.vaddr, self.size, false).map_err(|e| {
             Error::UnregisterMemory {
                 vaddr: self.vaddr,
                 size: self.size,
@@ -458,7 +460,7 @@ impl Drop for Registration {
     fn drop(&mut self) {
         if let Some(c) = self.container.take() {
             // Nothing to do about a failure here; closing the container undoes it at the latest.
-            let _ = sys::vfio_spapr_memory(c.fd.as_fd(), self.vaddr, self.size, false);
+            let _ = vfio::spapr_memory(c.fd.as_fd(), self.vaddr, self.size, false);
         }
     }
 }
@@ -466,12 +468,12 @@ impl Drop for Registration {
 /// `TCE_ACCEL_ATTACH_GROUP`: attaches VFIO group `group` to the `tce_accel` table `table`.
 /// The errno is the module's (see `include/uapi/tce_accel.h`).
 pub fn attach_group(table: BorrowedFd<'_>, group: BorrowedFd<'_>) -> SysResult<()> {
-    sys::accel_group(table, group, true)
+    accel::group(table, group, true)
 }
 
 /// `TCE_ACCEL_DETACH_GROUP`: detaches VFIO group `group` from the `tce_accel` table `table`.
 pub fn detach_group(table: BorrowedFd<'_>, group: BorrowedFd<'_>) -> SysResult<()> {
-    sys::accel_group(table, group, false)
+    accel::group(table, group, false)
 }
 
 /// A hardware TCE as `TCE_ACCEL_HW_ENTRY` reads it back.
@@ -498,7 +500,7 @@ impl From<HwEntryArgs> for HwEntry {
 /// `TCE_ACCEL_HW_ENTRY`: reads the hardware entry at bus address `ioba` of the attached VFIO
 /// group `group` of table `table` (needs `CAP_SYS_ADMIN`).
 pub fn hw_entry(table: BorrowedFd<'_>, group: BorrowedFd<'_>, ioba: u64) -> SysResult<HwEntry> {
-    sys::accel_hw_entry(table, group, ioba).map(HwEntry::from)
+    accel::hw_entry(table, group, ioba).map(HwEntry::from)
 }
 
 #[cfg(test)]

@@ -42,11 +42,11 @@ use crate::scenario::{
     self,
     Sequence, //
 };
-use crate::sys;
 use crate::vmm::{
     Vmm,
     Windows, //
 };
+use tce_sys::process;
 
 /// How `check` runs.
 #[derive(Clone, Copy, Debug)]
@@ -106,7 +106,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         correct.c_path_differences(),
         hostile.c_path_differences()
     );
-    let host_shift = sys::page_size().trailing_zeros();
+    let host_shift = process::page_size().trailing_zeros();
     for kind in PathKind::ALL {
         let mut reference = Reference::new(windows.params(kind), host_shift);
         for (what, seq) in [("correctness", &correct), ("hostile", &hostile)] {

@@ -174,7 +174,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     // for the check (it is writable at run time), below the process's file limit.
     let _limit = Param::set(MAX_TABLES, &LIMIT_FOR_CHECK.to_string())?;
     let max = LIMIT_FOR_CHECK;
-    let locked_before = crate::sys::vmlck_kb();
+    let locked_before = tce_sys::process::vmlck_kb().ok();
     let mut tables = Vec::new();
     let refused = loop {
         match a.create_kvm_table(&window(tables.len() as u64)) {
@@ -187,7 +187,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     };
     let made_at_most = tables.len() as u64;
     drop(tables);
-    let locked_after = crate::sys::vmlck_kb();
+    let locked_after = tce_sys::process::vmlck_kb().ok();
     let limited = made_at_most == max && refused == Some(Errno::NOSPC.raw_os_error());
     println!(
         "tce-vmm: churn: VM A got {made_at_most} tables, then {} (max_tables_per_vm {max}, want \

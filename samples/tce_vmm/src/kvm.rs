@@ -22,10 +22,6 @@ use crate::error::{
     Result, //
 };
 use crate::memory::GuestRam;
-use crate::sys::{
-    self,
-    Mmap, //
-};
 use crate::uapi::{
     CreateSpaprTce64,
     EnableCap,
@@ -45,6 +41,11 @@ use crate::uapi::{
     KVM_EXIT_PAPR_HCALL,
     KVM_VM_PPC_HV, //
 };
+use tce_sys::{
+    kvm,
+    process,
+    Mmap, //
+};
 
 /// `/dev/kvm`.
 pub struct Kvm {
@@ -59,7 +60,7 @@ impl Kvm {
             .write(true)
             .open("/dev/kvm")
             .map_err(|source| Error::OpenKvm { source })?;
-        let version = sys::get_api_version(fd.as_fd()).map_err(ioctl("KVM_GET_API_VERSION", ""))?;
+        let version = kvm::api_version(fd.as_fd()).map_err(ioctl("KVM_GET_API_VERSION", ""))?;
         if version != KVM_API_VERSION {
             return Err(Error::ApiVersion { version });
         }
@@ -68,12 +69,12 @@ impl Kvm {
 
     /// Creates a KVM-HV VM whose RAM is `ram`, in memory slot 0 at guest physical address 0.
     pub fn create_hv_vm(&self, ram: Arc<GuestRam>) -> Result<Vm> {
-        let fd = sys::create_vm(self.fd.as_fd(), KVM_VM_PPC_HV).map_err(ioctl(
+        let fd = kvm::create_vm(self.fd.as_fd(), KVM_VM_PPC_HV.into()).map_err(ioctl(
             "KVM_CREATE_VM",
             "type 1, KVM-HV; is kvm_hv loaded and the host running with cap-nested-hv=on?",
         ))?;
         let run_size =
-            sys::vcpu_mmap_size(self.fd.as_fd()).map_err(ioctl("KVM_GET_VCPU_MMAP_SIZE", ""))?;
+            kvm::vcpu_mmap_size(self.fd.as_fd()).map_err(ioctl("KVM_GET_VCPU_MMAP_SIZE", ""))?;
         let region = MemoryRegion {
             slot: 0,
             flags: 0,
@@ -84,7 +85,7 @@ impl Kvm {
         #[allow(unsafe_code)]
         // SAFETY: `region` names exactly the mapping of `ram`, which the VM keeps alive: the
         // returned `Vm` and every `Vcpu` hold a reference to it (see `Vm`'s invariant).
-        let slot = unsafe { sys::set_user_memory_region(fd.as_fd(), &region) };
+        let slot = unsafe { kvm::set_user_memory_region(fd.as_fd(), &region) };
         slot.map_err(ioctl(
             "KVM_SET_USER_MEMORY_REGION",
             "slot 0 at guest address 0",
@@ -110,12 +111,12 @@ pub struct Vm {
 impl Vm {
     /// A duplicate of the VM's file descriptor, for the DDW shim's tables.
     pub fn dup_fd(&self) -> Result<OwnedFd> {
-        sys::dup(self.fd.as_fd()).map_err(ioctl("F_DUPFD_CLOEXEC", "of the VM descriptor"))
+        process::dup(self.fd.as_fd()).map_err(ioctl("F_DUPFD_CLOEXEC", "of the VM descriptor"))
     }
 
     /// Fails with [`Error::MissingCap`] unless the VM has capability `cap`.
     pub fn require_cap(&self, name: &'static str, cap: u32, hint: &'static str) -> Result<()> {
-        let n = sys::check_extension(self.fd.as_fd(), cap)
+        let n = kvm::check_extension(self.fd.as_fd(), cap)
             .map_err(ioctl("KVM_CHECK_EXTENSION", name))?;
         if n <= 0 {
             return Err(Error::MissingCap { name, cap, hint });
@@ -131,7 +132,7 @@ impl Vm {
             args: [nr, 1, 0, 0],
             pad: [0; 64],
         };
-        sys::enable_cap(self.fd.as_fd(), &cap).map_err(ioctl(
+        kvm::enable_cap(self.fd.as_fd(), &cap).map_err(ioctl(
             "KVM_ENABLE_CAP",
             format!("KVM_CAP_PPC_ENABLE_HCALL for {name} ({nr:#x})"),
         ))
@@ -140,7 +141,7 @@ impl Vm {
     /// Creates the VM's KVM-VFIO device (`KVM_CREATE_DEVICE`, `KVM_DEV_TYPE_VFIO`), through
     /// which KVM's own TCE tables get VFIO groups' hardware tables the stock way.
     pub fn create_vfio_device(&self) -> Result<KvmVfio> {
-        let fd = sys::create_device(self.fd.as_fd(), KVM_DEV_TYPE_VFIO)
+        let fd = kvm::create_device(self.fd.as_fd(), KVM_DEV_TYPE_VFIO)
             .map_err(ioctl("KVM_CREATE_DEVICE", "KVM_DEV_TYPE_VFIO"))?;
         Ok(KvmVfio { fd })
     }
@@ -154,7 +155,7 @@ impl Vm {
             offset: p.offset,
             size: p.size,
         };
-        sys::create_spapr_tce_64(self.fd.as_fd(), &args).map_err(ioctl(
+        kvm::create_spapr_tce_64(self.fd.as_fd(), &args).map_err(ioctl(
             "KVM_CREATE_SPAPR_TCE_64",
             format!(
                 "LIOBN {:#x}, page shift {}, offset {:#x}, {:#x} entries",
@@ -165,7 +166,7 @@ impl Vm {
 
     /// Creates vCPU `id` in PAPR mode and maps its `struct kvm_run`.
     pub fn create_vcpu(&self, id: u32) -> Result<Vcpu> {
-        let fd = sys::create_vcpu(self.fd.as_fd(), id)
+        let fd = kvm::create_vcpu(self.fd.as_fd(), id)
             .map_err(ioctl("KVM_CREATE_VCPU", format!("vCPU {id}")))?;
         // KVM-HV refuses to run a vCPU that is not in PAPR mode (KVM_RUN fails with EINVAL).
         let papr = EnableCap {
@@ -174,7 +175,7 @@ impl Vm {
             args: [0; 4],
             pad: [0; 64],
         };
-        sys::enable_cap(fd.as_fd(), &papr).map_err(ioctl(
+        kvm::enable_cap(fd.as_fd(), &papr).map_err(ioctl(
             "KVM_ENABLE_CAP",
             format!("KVM_CAP_PPC_PAPR on vCPU {id}"),
         ))?;
@@ -235,19 +236,19 @@ impl Vcpu {
 
     /// Reads the registers.
     pub fn regs(&self) -> Result<Regs> {
-        sys::get_regs(self.fd.as_fd()).map_err(ioctl("KVM_GET_REGS", format!("vCPU {}", self.id)))
+        kvm::get_regs(self.fd.as_fd()).map_err(ioctl("KVM_GET_REGS", format!("vCPU {}", self.id)))
     }
 
     /// Writes the registers.
     pub fn set_regs(&self, regs: &Regs) -> Result<()> {
-        sys::set_regs(self.fd.as_fd(), regs)
+        kvm::set_regs(self.fd.as_fd(), regs)
             .map_err(ioctl("KVM_SET_REGS", format!("vCPU {}", self.id)))
     }
 
     /// Runs the vCPU until it exits to user space for a reason other than a signal.
     pub fn run(&mut self) -> Result<Exit> {
         loop {
-            match sys::run(self.fd.as_fd()) {
+            match kvm::run(self.fd.as_fd()) {
                 Ok(()) => {}
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(ioctl("KVM_RUN", format!("vCPU {}", self.id))(e)),
@@ -292,7 +293,7 @@ impl KvmVfio {
     /// Adds VFIO group file `group` (`KVM_DEV_VFIO_FILE_ADD`).
     pub fn add_group(&self, group: BorrowedFd<'_>) -> Result<()> {
         let raw: i32 = group.as_raw_fd();
-        sys::set_device_attr(
+        kvm::set_device_attr(
             self.fd.as_fd(),
             KVM_DEV_VFIO_FILE,
             KVM_DEV_VFIO_FILE_ADD,
@@ -305,7 +306,7 @@ impl KvmVfio {
     /// tables from KVM's TCE tables.
     pub fn del_group(&self, group: BorrowedFd<'_>) -> Result<()> {
         let raw: i32 = group.as_raw_fd();
-        sys::set_device_attr(
+        kvm::set_device_attr(
             self.fd.as_fd(),
             KVM_DEV_VFIO_FILE,
             KVM_DEV_VFIO_FILE_DEL,
@@ -321,7 +322,7 @@ impl KvmVfio {
             groupfd: group.as_raw_fd(),
             tablefd: table.as_raw_fd(),
         };
-        sys::set_device_attr(
+        kvm::set_device_attr(
             self.fd.as_fd(),
             KVM_DEV_VFIO_FILE,
             KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE,

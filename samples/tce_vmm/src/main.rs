@@ -31,7 +31,6 @@ mod progress;
 mod reference;
 mod scenario;
 mod stall;
-mod sys;
 mod table;
 mod uapi;
 mod vfio;

@@ -10,7 +10,7 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::sys::Mmap;
+use tce_sys::Mmap;
 
 /// A guest physical address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -459,8 +459,8 @@ mod tests {
         Reference, //
     };
     use crate::scenario;
-    use crate::sys;
     use crate::table::Owner;
+    use tce_sys::process;
 
     /// The VMM's answers on an engine table and on a mapped table (a memfd standing in for a
     /// kernel table whose hypercalls all exit) are the reference's, call by call and entry by
@@ -468,11 +468,11 @@ mod tests {
     #[test]
     fn exits_are_answered_as_the_reference_answers() {
         let ram = GuestRam::new(RAM_SIZE as usize).unwrap();
-        let shift = sys::page_size().trailing_zeros();
+        let shift = process::page_size().trailing_zeros();
         let paths = Paths::new(shift);
         let window = |liobn| WindowParams::new(liobn, 12, 1 << 47, 1 << 20);
         let (kernel, user) = (0x8000_0001, 0x7200_0000);
-        let fd = sys::memfd(window(kernel).size * 8).unwrap();
+        let fd = process::memfd("tce-vmm-test", window(kernel).size * 8).unwrap();
         let table = MappedTable::new(Owner::Kvm(fd), window(kernel)).unwrap();
         paths.add_kernel(PathKind::Accel, table).unwrap();
         paths.add_user(window(user)).unwrap();

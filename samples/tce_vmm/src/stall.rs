@@ -35,14 +35,14 @@ use crate::hcall::{
 };
 use crate::memory::GuestAddress;
 use crate::paths::Backing;
-use crate::sys::{
-    self,
-    Userfault, //
-};
 use crate::vmm::{
     Vmm,
     KVM_LIOBN,
     WINDOW_PAGE_SHIFT, //
+};
+use tce_sys::{
+    process,
+    Userfault, //
 };
 
 /// How `stall` runs.
@@ -133,7 +133,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     // The VMM reads entry 0 before any page exists: zeros, from the zero page.
     let before = mapped.load(0);
 
-    let page = sys::page_size() as u64;
+    let page = process::page_size() as u64;
     let uffd = Userfault::new().map_err(ioctl("userfaultfd", "open and UFFDIO_API"))?;
     let list_ua = a.ram.host_addr() + LIST.0;
     a.ram.discard(LIST, page).map_err(|_| Error::OutsideRam {

@@ -24,8 +24,8 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::sys::{
-    self,
+use tce_sys::{
+    process,
     Mmap, //
 };
 
@@ -62,7 +62,7 @@ pub struct MappedTable {
 impl MappedTable {
     /// Maps the table of `owner`, whose window is `params`.
     pub fn new(owner: Owner, params: WindowParams) -> Result<MappedTable> {
-        let page = sys::page_size() as u64;
+        let page = process::page_size() as u64;
         let per_page = page / 8;
         let len = params
             .size

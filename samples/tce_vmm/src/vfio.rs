@@ -72,11 +72,11 @@ use crate::reference::{
     compare_entries,
     Reference, //
 };
-use crate::sys;
 use crate::vmm::{
     Vmm,
     LIOBN_BASE, //
 };
+use tce_sys::process;
 
 /// How `vfio` runs.
 #[derive(Clone, Debug)]
@@ -243,7 +243,7 @@ impl Pagemap {
         })?;
         Ok(Pagemap {
             file,
-            page_shift: sys::page_size().trailing_zeros(),
+            page_shift: process::page_size().trailing_zeros(),
         })
     }
 
@@ -355,7 +355,7 @@ pub fn run(opts: &Options) -> Result<bool> {
 
     // The sequence, checked against the reference.
     let (calls, job) = sequence(&p);
-    let host_shift = sys::page_size().trailing_zeros();
+    let host_shift = process::page_size().trailing_zeros();
     let mut reference = Reference::new(p, host_shift);
     reference.store_lists(&job);
     let before = vmm.paths.exits();
@@ -884,7 +884,7 @@ fn shared_entry_stress(
     progress::step("one entry mapped by the guest and by VFIO at once".into());
     let (start, p, tables) = own_window(vmm, container, gfd, STRESS_LIOBN)?;
     let page = 1u64 << PAGE_SHIFT;
-    let buf = sys::Mmap::anonymous(page as usize).map_err(|e| Error::Hostile {
+    let buf = tce_sys::Mmap::anonymous(page as usize).map_err(|e| Error::Hostile {
         what: "mmap of the VMM's buffer".into(),
         errno: e,
     })?;

@@ -70,7 +70,6 @@ use crate::paths::{
     Paths, //
 };
 use crate::progress;
-use crate::sys;
 use crate::table::{
     MappedTable,
     Owner, //
@@ -79,6 +78,7 @@ use crate::uapi::{
     KVM_CAP_PPC_ENABLE_HCALL,
     KVM_CAP_SPAPR_TCE_64, //
 };
+use tce_sys::process;
 
 /// The BUID of the VM's PHB.
 pub const BUID: u64 = 0x0800_0000_2000_0000;
@@ -175,7 +175,7 @@ impl Vmm {
         }
         // Tables are charged to the locked-memory limit; as root the charge is not limited,
         // otherwise take what the hard limit allows.
-        let _ = sys::raise_memlock_limit();
+        let _ = process::raise_memlock_limit();
         progress::step("creating the KVM-HV VM".into());
         let kvm = Kvm::open()?;
         let ram = Arc::new(GuestRam::new(RAM_SIZE as usize)?);
@@ -204,7 +204,7 @@ impl Vmm {
         } else {
             None
         };
-        let page_shift = sys::page_size().trailing_zeros();
+        let page_shift = process::page_size().trailing_zeros();
         let vmm = Vmm {
             paths: Paths::new(page_shift),
             shim,

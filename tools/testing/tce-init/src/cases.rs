@@ -14,8 +14,9 @@ use std::time::Instant;
 
 use crate::cmdline::Config;
 use crate::ktap::{self, Msg, Outcome, Stats, Status};
-use crate::sys::{self, describe, errno_name, Exit, Mapping};
+use crate::sys::{self, describe, errno_name, Exit};
 use crate::uapi::{CreateTable, TableInfo, Window, TABLE_INFO_SIZE};
+use tce_sys::{accel, kvm, process, Mmap};
 
 /// The suite's name.
 pub const SUITE: &str = "tce_accel_user";
@@ -109,6 +110,40 @@ trait OrFail<T> {
     fn or_fail(self, what: impl FnOnce() -> String) -> Result<T, Stop>;
 }
 
+/// `TCE_ACCEL_CREATE_TABLE` with `req` as given.
+fn io_create(dev: BorrowedFd<'_>, req: &CreateTable) -> io::Result<OwnedFd> {
+    io(accel::create_table_args(dev, req))
+}
+
+/// A `tce_sys` result with its errno as an `io::Error`, the error type of these tests.
+fn io<T>(r: tce_sys::SysResult<T>) -> io::Result<T> {
+    r.map_err(io::Error::from)
+}
+
+/// Reads the 8-byte word at byte `off` of a table mapping; the tests read only inside it.
+/// Touching it may fault the page in, or raise SIGBUS, which is what some tests look for.
+fn peek(m: &Mmap, off: usize) -> u64 {
+    m.read_u64(off as u64)
+        .unwrap_or_else(|| panic!("word at {off:#x} outside the mapping"))
+}
+
+/// Writes the 8-byte word at byte `off` of a table mapping.
+fn poke(m: &Mmap, off: usize, value: u64) {
+    assert!(
+        m.write_u64(off as u64, value),
+        "word at {off:#x} outside the mapping"
+    );
+}
+
+/// An ioctl of the module's type that the module does not define: `_IO(0xB9, 0x7f)`.
+fn unknown_ioctl(dev: BorrowedFd<'_>) -> io::Result<i32> {
+    const UNKNOWN: tce_sys::ioctl::Opcode =
+        tce_sys::ioctl::opcode::none(tce_uapi::tce_accel::TCE_ACCEL_IOCTL_TYPE, 0x7f);
+    // SAFETY: the request takes no argument (an undefined one is refused before any is read),
+    // so the integer 0 is passed and no memory is involved.
+    io(unsafe { tce_sys::ioctl::int_ioctl(dev, UNKNOWN, 0) })
+}
+
 impl<T> OrFail<T> for io::Result<T> {
     fn or_fail(self, what: impl FnOnce() -> String) -> Result<T, Stop> {
         self.map_err(|e| Stop::Fail(format!("{}: {}", what(), describe(&e))))
@@ -195,7 +230,7 @@ impl State {
         Self {
             cfg,
             module_loaded,
-            page_size: sys::page_size(),
+            page_size: process::page_size() as u64,
             dev: None,
             kvm: None,
             vm: None,
@@ -249,7 +284,7 @@ impl State {
 
     /// The main table's info now.
     fn info_now(&self) -> Result<TableInfo, Stop> {
-        sys::table_info(self.table()?).or_fail(|| "TCE_ACCEL_TABLE_INFO".into())
+        io(accel::table_info(self.table()?)).or_fail(|| "TCE_ACCEL_TABLE_INFO".into())
     }
 }
 
@@ -450,7 +485,7 @@ fn create_vm(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
             )));
         }
     };
-    let vm = sys::kvm_create_vm(kvm.as_fd(), st.cfg.vm_type)
+    let vm = io(kvm::create_vm(kvm.as_fd(), st.cfg.vm_type))
         .or_fail(|| format!("KVM_CREATE_VM type {}", st.cfg.vm_type))?;
     st.kvm = Some(kvm);
     st.vm = Some(vm);
@@ -461,10 +496,10 @@ fn create_vm(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
 /// which is close-on-exec.
 fn create_table(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     let (dev, vm) = (st.dev()?, st.vm()?);
-    let before = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let before = process::vmlck_kb().or_fail(|| "read VmLck".into())?;
     let req = CreateTable::new(vm.as_raw_fd(), MAIN_WINDOW);
-    let fd = sys::create_table(dev, &req).or_fail(|| format!("TCE_ACCEL_CREATE_TABLE {req:?}"))?;
-    let after = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let fd = io_create(dev, &req).or_fail(|| format!("TCE_ACCEL_CREATE_TABLE {req:?}"))?;
+    let after = process::vmlck_kb().or_fail(|| "read VmLck".into())?;
     // SAFETY: F_GETFD only reads the flags of a descriptor we own.
     let fd_flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
     cx.check(fd_flags >= 0 && fd_flags & libc::FD_CLOEXEC != 0, || {
@@ -531,31 +566,31 @@ const LAST_ENTRY: usize = (MAIN_WINDOW.size as usize - 1) * 8;
 fn mmap_fault_read(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     let info = st.info()?;
     let len = info.mapping_pages as usize * st.ps();
-    let m = Mapping::new(st.table()?, len).or_fail(|| format!("mmap of {len:#x} bytes"))?;
+    let m = io(Mmap::shared(st.table()?, len)).or_fail(|| format!("mmap of {len:#x} bytes"))?;
     // Reads of absent pages see the zero page and allocate nothing (QEMU's migration reads
     // every entry of every table).
-    cx.check_eq("entry 0", m.read(0), 0);
+    cx.check_eq("entry 0", peek(&m, 0), 0);
     cx.check_eq(
         "page of the last entry",
         LAST_ENTRY / st.ps(),
         info.mapping_pages as usize - 1,
     );
-    cx.check_eq("last entry", m.read(LAST_ENTRY), 0);
+    cx.check_eq("last entry", peek(&m, LAST_ENTRY), 0);
     cx.check_eq(
         "present_pages after reading entry 0 and the last entry",
         st.info_now()?.present_pages,
         0,
     );
     // A write through the same mapping, onto the zero page, allocates the table's page.
-    m.write(0, 0x1003);
-    cx.check_eq("entry 0 after writing it", m.read(0), 0x1003);
-    m.write(0, 0);
+    poke(&m, 0, 0x1003);
+    cx.check_eq("entry 0 after writing it", peek(&m, 0), 0x1003);
+    poke(&m, 0, 0);
     cx.check_eq(
         "present_pages after writing entry 0",
         st.info_now()?.present_pages,
         1,
     );
-    m.write(LAST_ENTRY, 0);
+    poke(&m, LAST_ENTRY, 0);
     cx.check_eq(
         "present_pages after writing the last entry",
         st.info_now()?.present_pages,
@@ -564,7 +599,13 @@ fn mmap_fault_read(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     // TCE_ACCEL_TABLE_PAGES lists exactly the two pages, with a working cursor.
     let last = info.mapping_pages - 1;
     let fd = st.table()?;
-    let list = |argsz, start, room| sys::table_pages(fd, argsz, start, room);
+    let list = |argsz, start, room| {
+        let mut pages = vec![0u64; room];
+        io(accel::table_pages_sized(fd, argsz, start, &mut pages)).map(|n| {
+            pages.truncate(n);
+            pages
+        })
+    };
     let size = crate::uapi::TABLE_PAGES_SIZE as u32;
     match (
         list(size, 0, 8),
@@ -601,22 +642,22 @@ fn mmap_write_read_back(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     let info = st.info()?;
     let len = info.mapping_pages as usize * st.ps();
     let present = st.info_now()?.present_pages;
-    let m1 = Mapping::new(st.table()?, len).or_fail(|| "first mmap".into())?;
-    let m2 = Mapping::new(st.table()?, len).or_fail(|| "second mmap".into())?;
+    let m1 = io(Mmap::shared(st.table()?, len)).or_fail(|| "first mmap".into())?;
+    let m2 = io(Mmap::shared(st.table()?, len)).or_fail(|| "second mmap".into())?;
     cx.check(m1.addr() != m2.addr(), || {
         "both mappings at the same address".into()
     });
-    m1.write(0, FIRST);
-    cx.check_eq("entry 0 through the second mapping", m2.read(0), FIRST);
-    m2.write(LAST_ENTRY, SECOND);
+    poke(&m1, 0, FIRST);
+    cx.check_eq("entry 0 through the second mapping", peek(&m2, 0), FIRST);
+    poke(&m2, LAST_ENTRY, SECOND);
     cx.check_eq(
         "last entry through the first mapping",
-        m1.read(LAST_ENTRY),
+        peek(&m1, LAST_ENTRY),
         SECOND,
     );
-    m1.write(0, 0);
-    m1.write(LAST_ENTRY, 0);
-    cx.check_eq("entry 0 after clearing it", m2.read(0), 0);
+    poke(&m1, 0, 0);
+    poke(&m1, LAST_ENTRY, 0);
+    cx.check_eq("entry 0 after clearing it", peek(&m2, 0), 0);
     cx.check_eq("present_pages", st.info_now()?.present_pages, present);
     Ok(())
 }
@@ -652,10 +693,10 @@ fn fault_past_end_sigbus(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     let info = st.info()?;
     let end = info.mapping_pages as usize * st.ps();
     let present = st.info_now()?.present_pages;
-    let m = Mapping::new(st.table()?, end + st.ps())
+    let m = io(Mmap::shared(st.table()?, end + st.ps()))
         .or_fail(|| "mmap of mapping_pages + 1 pages".into())?;
     let exit = sys::in_child(|| {
-        let v = m.read(end);
+        let v = peek(&m, end);
         // Still alive: the page past the end was readable.
         i32::from(v != 0) + 10
     })
@@ -664,7 +705,7 @@ fn fault_past_end_sigbus(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     cx.check(exit == Exit::Signal(libc::SIGBUS), || {
         format!("child touching the page past the end {exit}, want killed by SIGBUS")
     });
-    cx.check_eq("entry 0 in the parent", m.read(0), 0);
+    cx.check_eq("entry 0 in the parent", peek(&m, 0), 0);
     cx.check_eq("present_pages", st.info_now()?.present_pages, present);
     Ok(())
 }
@@ -672,10 +713,10 @@ fn fault_past_end_sigbus(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
 /// What a failed create must leave unchanged: VmLck, and the main table's present and locked
 /// pages.
 fn snapshot(st: &State) -> Result<(u64, Option<(u64, u64)>), String> {
-    let vmlck = sys::vmlck_kb().map_err(|e| format!("read VmLck: {}", describe(&e)))?;
+    let vmlck = process::vmlck_kb().map_err(|e| format!("read VmLck: {}", describe(&e)))?;
     let table = match &st.table {
         Some(t) => {
-            let i = sys::table_info(t.as_fd())
+            let i = io(accel::table_info(t.as_fd()))
                 .map_err(|e| format!("TCE_ACCEL_TABLE_INFO: {}", describe(&e)))?;
             Some((i.present_pages, i.locked_pages))
         }
@@ -749,7 +790,7 @@ fn bad_case(st: &State, case: &str) -> Result<Outcome, Stop> {
             Ok(k) => k,
             Err(e) => return Outcome::fail(format!("open /dev/kmsg: {}", describe(&e))),
         };
-        let outcome = expect_errno(st, sys::create_table(dev, &req), want, before);
+        let outcome = expect_errno(st, io_create(dev, &req), want, before);
         if outcome.status != Status::Pass {
             return outcome;
         }
@@ -829,13 +870,10 @@ fn bad_case(st: &State, case: &str) -> Result<Outcome, Stop> {
             )
         }
         "same_liobn_second_vm" => same_liobn_second_vm(st)?,
-        "unknown_ioctl" => expect_errno(
-            st,
-            sys::ioctl_none(dev, crate::ioctl::REQ.unknown),
-            libc::ENOTTY,
-            before,
-        ),
-        "table_info_on_device" => expect_errno(st, sys::table_info(dev), libc::ENOTTY, before),
+        "unknown_ioctl" => expect_errno(st, unknown_ioctl(dev), libc::ENOTTY, before),
+        "table_info_on_device" => {
+            expect_errno(st, io(accel::table_info(dev)), libc::ENOTTY, before)
+        }
         "memlock_enomem" => memlock_enomem(st)?,
         "huge_window_enomem" => create(
             spoilt(&|r| {
@@ -855,15 +893,15 @@ fn bad_case(st: &State, case: &str) -> Result<Outcome, Stop> {
 fn same_liobn_second_vm(st: &State) -> Result<Outcome, Stop> {
     let (dev, kvm) = (st.dev()?, st.kvm()?);
     st.table()?;
-    let vm2 = sys::kvm_create_vm(kvm, st.cfg.vm_type).or_fail(|| "second KVM_CREATE_VM".into())?;
-    let before = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
-    let t = match sys::create_table(dev, &CreateTable::new(vm2.as_raw_fd(), MAIN_WINDOW)) {
+    let vm2 = io(kvm::create_vm(kvm, st.cfg.vm_type)).or_fail(|| "second KVM_CREATE_VM".into())?;
+    let before = process::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let t = match io_create(dev, &CreateTable::new(vm2.as_raw_fd(), MAIN_WINDOW)) {
         Ok(t) => t,
         Err(e) => return Ok(Outcome::fail(format!("got {}, want a table", describe(&e)))),
     };
-    let info = sys::table_info(t.as_fd()).or_fail(|| "TCE_ACCEL_TABLE_INFO".into())?;
+    let info = io(accel::table_info(t.as_fd())).or_fail(|| "TCE_ACCEL_TABLE_INFO".into())?;
     drop(t);
-    let after = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let after = process::vmlck_kb().or_fail(|| "read VmLck".into())?;
     if info.window != MAIN_WINDOW {
         return Ok(Outcome::fail(format!(
             "window {:?}, want {MAIN_WINDOW:?}",
@@ -885,18 +923,18 @@ fn memlock_enomem(st: &State) -> Result<Outcome, Stop> {
     let vm_type = st.cfg.vm_type;
     let (exit, msg) = in_child_with_message(|| {
         let err = |what: &str, e: io::Error| format!("{what}: {}", describe(&e));
-        let vm = sys::kvm_create_vm(kvm, vm_type).map_err(|e| err("KVM_CREATE_VM", e))?;
-        let before = sys::vmlck_kb().map_err(|e| err("read VmLck", e))?;
+        let vm = io(kvm::create_vm(kvm, vm_type)).map_err(|e| err("KVM_CREATE_VM", e))?;
+        let before = process::vmlck_kb().map_err(|e| err("read VmLck", e))?;
         sys::setrlimit(libc::RLIMIT_MEMLOCK, 0)
             .map_err(|e| err("setrlimit(RLIMIT_MEMLOCK, 0)", e))?;
         sys::drop_cap(sys::CAP_IPC_LOCK).map_err(|e| err("drop CAP_IPC_LOCK", e))?;
         if sys::has_cap(sys::CAP_IPC_LOCK).map_err(|e| err("capget", e))? {
             return Err("CAP_IPC_LOCK is still effective".into());
         }
-        match sys::create_table(dev, &CreateTable::new(vm.as_raw_fd(), MAIN_WINDOW)) {
+        match io_create(dev, &CreateTable::new(vm.as_raw_fd(), MAIN_WINDOW)) {
             Ok(_) => Err("succeeded with RLIMIT_MEMLOCK 0 and no CAP_IPC_LOCK, want ENOMEM".into()),
             Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
-                let after = sys::vmlck_kb().map_err(|e| err("read VmLck", e))?;
+                let after = process::vmlck_kb().map_err(|e| err("read VmLck", e))?;
                 if after == before {
                     Ok(())
                 } else {
@@ -1236,15 +1274,15 @@ fn kvm_tables_follow_takeover(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), St
             ),
         ];
         for (what, w, errno) in bad {
-            let got = sys::kvm_create_spapr_tce_64(vm, &w);
+            let got = io(kvm::create_spapr_tce_64(vm, &w));
             cx.check(
                 matches!(&got, Err(e) if e.raw_os_error() == Some(errno)),
                 || format!("KVM_CREATE_SPAPR_TCE_64 with {what}: {got:?}, want errno {errno}"),
             );
         }
-        let mine = sys::kvm_create_spapr_tce_64(vm, &good)
+        let mine = io(kvm::create_spapr_tce_64(vm, &good))
             .or_fail(|| "KVM_CREATE_SPAPR_TCE_64 with takeover=1".into())?;
-        match sys::table_info(mine.as_fd()) {
+        match io(accel::table_info(mine.as_fd())) {
             Ok(info) => {
                 cx.check_eq(
                     "the module's window of a KVM-created table",
@@ -1258,7 +1296,7 @@ fn kvm_tables_follow_takeover(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), St
                 });
             }
         }
-        let dup = sys::kvm_create_spapr_tce_64(vm, &good);
+        let dup = io(kvm::create_spapr_tce_64(vm, &good));
         cx.check(
             matches!(&dup, Err(e) if e.raw_os_error() == Some(libc::EBUSY)),
             || {
@@ -1269,7 +1307,7 @@ fn kvm_tables_follow_takeover(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), St
             },
         );
         set("0")?;
-        let dup = sys::kvm_create_spapr_tce_64(vm, &good);
+        let dup = io(kvm::create_spapr_tce_64(vm, &good));
         cx.check(
             matches!(&dup, Err(e) if e.raw_os_error() == Some(libc::EBUSY)),
             || {
@@ -1283,9 +1321,9 @@ fn kvm_tables_follow_takeover(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), St
             liobn: 0x7500_0001,
             ..good
         };
-        let theirs = sys::kvm_create_spapr_tce_64(vm, &kvms)
+        let theirs = io(kvm::create_spapr_tce_64(vm, &kvms))
             .or_fail(|| "KVM_CREATE_SPAPR_TCE_64 with takeover=0".into())?;
-        let info = sys::table_info(theirs.as_fd());
+        let info = io(accel::table_info(theirs.as_fd()));
         cx.check(
             matches!(&info, Err(e) if e.raw_os_error() == Some(libc::ENOTTY)),
             || format!("TCE_ACCEL_TABLE_INFO on KVM's own table: {info:?}, want ENOTTY"),
@@ -1420,17 +1458,17 @@ fn many_window(i: u64) -> Window {
 /// takes a freed place; once all are closed, VmLck is back where it was.
 fn many_tables(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     let (dev, vm) = (st.dev()?, st.vm()?);
-    let before = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let before = process::vmlck_kb().or_fail(|| "read VmLck".into())?;
     let create = |i: u64| {
         let req = CreateTable::new(vm.as_raw_fd(), many_window(i));
-        sys::create_table(dev, &req)
+        io_create(dev, &req)
             .or_fail(|| format!("TCE_ACCEL_CREATE_TABLE for LIOBN {:#x}", 0x1000 + i))
     };
     let mut tables = Vec::new();
     for i in 0..MANY_TABLES {
         tables.push(Some(create(i)?));
     }
-    let dup = sys::create_table(dev, &CreateTable::new(vm.as_raw_fd(), many_window(7)));
+    let dup = io_create(dev, &CreateTable::new(vm.as_raw_fd(), many_window(7)));
     cx.check(
         matches!(&dup, Err(e) if e.raw_os_error() == Some(libc::EBUSY)),
         || format!("a second table for LIOBN 0x1007: {dup:?}, want EBUSY"),
@@ -1442,11 +1480,12 @@ fn many_tables(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
         tables[i as usize] = Some(create(i)?);
     }
     for (i, t) in (0u64..).zip(tables.iter().flatten()) {
-        let info = sys::table_info(t.as_fd()).or_fail(|| format!("TCE_ACCEL_TABLE_INFO {i}"))?;
+        let info =
+            io(accel::table_info(t.as_fd())).or_fail(|| format!("TCE_ACCEL_TABLE_INFO {i}"))?;
         cx.check_eq(&format!("window of table {i}"), info.window, many_window(i));
     }
     drop(tables);
-    let after = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let after = process::vmlck_kb().or_fail(|| "read VmLck".into())?;
     cx.check_eq("VmLck (kB) after closing every table", after, before);
     cx.diag(&format!(
         "{MANY_TABLES} tables open at once, every other one closed and created again, all \
@@ -1461,7 +1500,7 @@ fn close_releases(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     st.table()?;
     let (before, _) = st.vmlck.ok_or_else(|| needs("create_table"))?;
     st.table = None;
-    let now = sys::vmlck_kb().or_fail(|| "read VmLck".into())?;
+    let now = process::vmlck_kb().or_fail(|| "read VmLck".into())?;
     cx.check_eq("VmLck (kB) after closing the table", now, before);
     Ok(())
 }

@@ -11,7 +11,6 @@
 
 mod cases;
 mod cmdline;
-mod ioctl;
 mod kmemleak;
 mod ktap;
 mod sys;
@@ -311,7 +310,7 @@ fn main() {
         cfg.params,
         cfg.vm_type,
         cfg.timeout_secs,
-        sys::page_size(),
+        tce_sys::process::page_size(),
         if cfg.bench { "on" } else { "off" },
         if cfg.reboot { "reboot" } else { "power off" }
     ));

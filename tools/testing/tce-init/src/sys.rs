@@ -7,55 +7,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::ptr::NonNull;
 
-use crate::ioctl::REQ;
-use crate::uapi::{CreateTable, TableInfo, TablePages, Window};
-
-/// The symbolic name of errno value `e`, for the errors the tests expect or are likely to see.
-pub fn errno_name(e: i32) -> &'static str {
-    match e {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::ENXIO => "ENXIO",
-        libc::E2BIG => "E2BIG",
-        libc::ENOEXEC => "ENOEXEC",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::ENODEV => "ENODEV",
-        libc::EINVAL => "EINVAL",
-        libc::ENFILE => "ENFILE",
-        libc::EMFILE => "EMFILE",
-        libc::ENOTTY => "ENOTTY",
-        libc::ENOSPC => "ENOSPC",
-        libc::ERANGE => "ERANGE",
-        libc::ENOSYS => "ENOSYS",
-        libc::EOVERFLOW => "EOVERFLOW",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::EKEYREJECTED => "EKEYREJECTED",
-        _ => "E?",
-    }
-}
-
-/// `err` as `ENAME (message)`.
-pub fn describe(err: &io::Error) -> String {
-    match err.raw_os_error() {
-        Some(e) => {
-            let msg = io::Error::from_raw_os_error(e).to_string();
-            // The standard library appends " (os error N)" to strerror's text.
-            let msg = msg.split(" (os error").next().unwrap_or(&msg).to_string();
-            format!("{} ({msg})", errno_name(e))
-        }
-        None => err.to_string(),
-    }
-}
+pub use tce_sys::errno::{describe, errno_name};
 
 /// Turns a `-1` return of a system call into the current `errno`.
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -144,178 +97,10 @@ pub fn delete_module(name: &str, flags: i32) -> io::Result<()> {
     check(ret).map(drop)
 }
 
-/// `ioctl(fd, req, arg)` with a pointer argument.
-///
-/// # Safety
-///
-/// `arg` must be valid for whatever request `req` reads from or writes to it.
-unsafe fn ioctl_ptr<T>(fd: BorrowedFd<'_>, req: u32, arg: *mut T) -> io::Result<i32> {
-    // SAFETY: The caller guarantees `arg` fits `req`; the descriptor is checked by the kernel.
-    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), req as _, arg) };
-    check(ret.into()).map(|r| r as i32)
-}
-
-/// `ioctl(fd, req, 0)`, for requests without an argument.
-pub fn ioctl_none(fd: BorrowedFd<'_>, req: u32) -> io::Result<i32> {
-    // SAFETY: An argument-less request gets a null argument, which it does not use; the
-    // requests passed here are either argument-less or refused before their argument is read.
-    unsafe { ioctl_ptr(fd, req, std::ptr::null_mut::<u8>()) }
-}
-
 /// Takes ownership of file descriptor `fd`, just returned by the kernel.
 fn owned(fd: i32) -> OwnedFd {
     // SAFETY: The kernel has just installed `fd` for us and nothing else owns it.
     unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// `KVM_CREATE_VM` on `/dev/kvm`: a new VM file descriptor.
-pub fn kvm_create_vm(kvm: BorrowedFd<'_>, vm_type: u64) -> io::Result<OwnedFd> {
-    // SAFETY: KVM_CREATE_VM takes the machine type as its integer argument, not a pointer.
-    let ret = unsafe {
-        libc::ioctl(
-            kvm.as_raw_fd(),
-            REQ.kvm_create_vm as _,
-            vm_type as libc::c_ulong,
-        )
-    };
-    check(ret.into()).map(|fd| owned(fd as i32))
-}
-
-/// `TCE_ACCEL_CREATE_TABLE` on `/dev/tce_accel`: a new table file descriptor.
-pub fn create_table(dev: BorrowedFd<'_>, req: &CreateTable) -> io::Result<OwnedFd> {
-    let mut arg = *req;
-    // SAFETY: `arg` is a `struct tce_accel_create_table`, which the request reads.
-    let fd = unsafe { ioctl_ptr(dev, REQ.create_table, &mut arg) }?;
-    Ok(owned(fd))
-}
-
-/// `KVM_CREATE_SPAPR_TCE_64` on VM `vm`: a new table file descriptor.
-pub fn kvm_create_spapr_tce_64(vm: BorrowedFd<'_>, window: &Window) -> io::Result<OwnedFd> {
-    let mut arg = *window;
-    // SAFETY: `arg` is a `struct kvm_create_spapr_tce_64`, which the request reads.
-    let fd = unsafe { ioctl_ptr(vm, REQ.kvm_create_spapr_tce_64, &mut arg) }?;
-    Ok(owned(fd))
-}
-
-/// `TCE_ACCEL_TABLE_INFO` on `fd`.
-pub fn table_info(fd: BorrowedFd<'_>) -> io::Result<TableInfo> {
-    let mut info = TableInfo::default();
-    // SAFETY: `info` is a `struct tce_accel_table_info`, which the request writes.
-    unsafe { ioctl_ptr(fd, REQ.table_info, &mut info) }?;
-    Ok(info)
-}
-
-/// `TCE_ACCEL_TABLE_PAGES` with `argsz` as given: the existing pages from `start`, at most
-/// `room` of them.
-pub fn table_pages(
-    fd: BorrowedFd<'_>,
-    argsz: u32,
-    start: u64,
-    room: usize,
-) -> io::Result<Vec<u64>> {
-    let mut pages = vec![0u64; room];
-    let mut req = TablePages {
-        argsz,
-        flags: 0,
-        start,
-        count: room as u64,
-        pages: pages.as_mut_ptr() as u64,
-    };
-    // SAFETY: `req` is a `struct tce_accel_table_pages` whose array has `room` words.
-    unsafe { ioctl_ptr(fd, REQ.table_pages, &mut req) }?;
-    pages.truncate(req.count.min(room as u64) as usize);
-    Ok(pages)
-}
-
-/// The host page size.
-pub fn page_size() -> u64 {
-    // SAFETY: sysconf has no memory-safety requirements.
-    let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(ps).unwrap_or(4096)
-}
-
-/// The `VmLck:` value (kB) of a `/proc/PID/status` text.
-pub fn parse_vmlck(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmLck:"))?;
-    line["VmLck:".len()..]
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// This process's locked memory (`VmLck` of `/proc/self/status`), in kB.
-pub fn vmlck_kb() -> io::Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    parse_vmlck(&status).ok_or_else(|| io::Error::other("no VmLck in /proc/self/status"))
-}
-
-/// A shared, read-write mapping of a file, unmapped when dropped.
-pub struct Mapping {
-    /// Start of the mapping.
-    ptr: NonNull<u8>,
-    /// Its length in bytes.
-    len: usize,
-}
-
-impl Mapping {
-    /// Maps `len` bytes of `fd` from offset 0, `MAP_SHARED` and `PROT_READ | PROT_WRITE`.
-    pub fn new(fd: BorrowedFd<'_>, len: usize) -> io::Result<Self> {
-        // SAFETY: A new mapping at an address of the kernel's choice cannot alias anything.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned NULL"))?;
-        Ok(Self { ptr, len })
-    }
-
-    /// The mapping's address.
-    pub fn addr(&self) -> usize {
-        self.ptr.as_ptr() as usize
-    }
-
-    /// Checks that the 8-byte word at `byte` lies inside the mapping and returns its address.
-    fn word(&self, byte: usize) -> *mut u64 {
-        assert!(
-            byte.is_multiple_of(8) && byte + 8 <= self.len,
-            "word at {byte:#x} outside mapping"
-        );
-        self.ptr.as_ptr().wrapping_add(byte).cast()
-    }
-
-    /// Reads the 8-byte word at byte offset `byte`; touching it may fault the page in (or raise
-    /// SIGBUS, which is what some tests look for).
-    pub fn read(&self, byte: usize) -> u64 {
-        let p = self.word(byte);
-        // SAFETY: `p` is aligned and inside the mapping, which lives as long as `self`; the
-        // memory is shared with the kernel, hence the volatile access.
-        unsafe { p.read_volatile() }
-    }
-
-    /// Writes the 8-byte word at byte offset `byte`.
-    pub fn write(&self, byte: usize, value: u64) {
-        let p = self.word(byte);
-        // SAFETY: As in `read`; the mapping is writable.
-        unsafe { p.write_volatile(value) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: The range is exactly the mapping made in `new`, not used after this.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
 }
 
 /// How a child process ended.
@@ -589,42 +374,14 @@ mod tests {
     use std::os::fd::AsFd;
 
     #[test]
-    fn vmlck_parsing() {
-        let status = "Name:\ttce-init\nVmPin:\t       0 kB\nVmLck:\t    2048 kB\nVmHWM:\t 1 kB\n";
-        assert_eq!(parse_vmlck(status), Some(2048));
-        assert_eq!(parse_vmlck("VmLck:\t0 kB"), Some(0));
-        assert_eq!(parse_vmlck("VmPin: 0 kB\n"), None);
-        assert_eq!(parse_vmlck("VmLck: many kB\n"), None);
-    }
-
-    #[test]
-    fn vmlck_of_this_process() {
-        // Every Linux process has a VmLck line.
-        assert!(vmlck_kb().is_ok());
-    }
-
-    #[test]
-    fn errno_names() {
-        assert_eq!(errno_name(libc::EINVAL), "EINVAL");
-        assert_eq!(errno_name(libc::EWOULDBLOCK), "EAGAIN");
-        assert_eq!(
-            describe(&io::Error::from_raw_os_error(libc::ENOENT)),
-            "ENOENT (No such file or directory)"
-        );
-    }
-
-    #[test]
     fn child_exit_statuses() {
         assert_eq!(in_child(|| 3).unwrap(), Exit::Code(3));
         // A page of a mapping past the end of its (empty) file raises SIGBUS when touched,
         // like a table page past `mapping_pages`.
-        // SAFETY: The name is a NUL-terminated string; the result is checked.
-        let fd = unsafe { libc::memfd_create(c"empty".as_ptr(), libc::MFD_CLOEXEC) };
-        assert!(fd >= 0);
-        let fd = owned(fd);
-        let m = Mapping::new(fd.as_fd(), page_size() as usize).unwrap();
+        let fd = tce_sys::process::memfd("empty", 0).unwrap();
+        let m = tce_sys::Mmap::shared(fd.as_fd(), tce_sys::process::page_size()).unwrap();
         let killed = in_child(|| {
-            m.read(0);
+            m.read_u64(0);
             0
         })
         .unwrap();

@@ -7,11 +7,6 @@ pub use tce_uapi::tce_accel::{
     CreateTableArgs as CreateTable,
     RawWindow as Window,
     TableInfoArgs as TableInfo,
-    TablePagesArgs as TablePages,
-    CREATE_TABLE_SIZE,
     TABLE_INFO_SIZE,
     TABLE_PAGES_SIZE, //
 };
-
-/// The ioctl type of `/dev/tce_accel`, as `crate::ioctl`'s encoder takes it.
-pub const IOCTL_TYPE: u32 = tce_uapi::tce_accel::TCE_ACCEL_IOCTL_TYPE as u32;

@@ -2,8 +2,9 @@
 //! The two shapes of ioctl argument the KVM and `tce_accel` APIs use, over rustix's encoders.
 //!
 //! rustix encodes the opcodes for the architecture (on ppc64 the direction bits and the size
-//! field differ from x86); this module adds the argument adapters, so that this crate and VMMs
-//! built on it (`samples/tce_vmm`) do not each write their own `unsafe impl Ioctl`.
+//! field differ from x86); this module adds the argument adapters, so that no program writes
+//! its own `unsafe impl Ioctl`. A program that needs an ioctl this crate does not wrap (a test
+//! of an undefined one, say) calls these directly.
 
 #![allow(unsafe_code)]
 
@@ -17,6 +18,7 @@ use std::os::fd::{
 
 use rustix::io::Errno;
 pub use rustix::ioctl::{
+    opcode,
     IoctlOutput,
     Opcode, //
 };
