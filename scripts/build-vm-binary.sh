@@ -4,12 +4,13 @@
 # Builds a program of the workspace as a static executable for a test VM, where tce-init runs
 # it against the real module:
 #
-#   scripts/build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw|tce-vmm
+#   scripts/build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw|tce-vmm|tce-vmm-test
 #
 # shim-tests is the tce_shim kernel-backend test binary (rust/tce_shim/tests/kernel.rs);
 # tce-ddw is the DDW command-line tool, whose benchmark then measures the real module;
 # tce-vmm is the sample VMM (samples/tce_vmm), whose guest drives the TCE hypercalls on the
-# three paths. Only its ppc64le build has a guest payload, assembled by its build.rs with
+# three paths; tce-vmm-test is its tests (tools/testing/tce-vmm-test), built on it. Only their
+# ppc64le builds have a guest payload, assembled by the sample's build.rs with
 # powerpc64le-linux-gnu-as (scripts/kernel-toolchain.sh installs it).
 #
 # ppc64le uses Debian's rustc with -Zbuild-std, as scripts/build-init.sh does. The target
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage="usage: build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw|tce-vmm"
+usage="usage: build-vm-binary.sh x86_64|ppc64le shim-tests|tce-ddw|tce-vmm|tce-vmm-test"
 arch=${1:?$usage}
 what=${2:?$usage}
 log() { printf '[build-vm-binary %s %s] %s\n' "$arch" "$what" "$*" >&2; }
@@ -41,7 +42,11 @@ tce-vmm)
 	args=(build --release --locked -p tce-vmm --bin tce-vmm)
 	name=tce-vmm
 	;;
-*) log "unknown program (want shim-tests, tce-ddw or tce-vmm)"; exit 2 ;;
+tce-vmm-test)
+	args=(build --release --locked -p tce-vmm-test --bin tce-vmm-test)
+	name=tce-vmm-test
+	;;
+*) log "unknown program (want shim-tests, tce-ddw, tce-vmm or tce-vmm-test)"; exit 2 ;;
 esac
 args+=(--message-format=json --target-dir "$tdir")
 case "$arch" in

@@ -24,21 +24,22 @@ init=$(scripts/build-init.sh ppc64le)
 shim=$(scripts/build-vm-binary.sh ppc64le shim-tests)
 ddw=$(scripts/build-vm-binary.sh ppc64le tce-ddw)
 vmm=$(scripts/build-vm-binary.sh ppc64le tce-vmm)
+vmm_test=$(scripts/build-vm-binary.sh ppc64le tce-vmm-test)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
 echo "   booting; the guest makes 10,000 calls of each hypercall on each path (a few minutes)"
 TCE_EXPECT_SUITES="tce_accel_engine tce_accel_table tce_accel_user" TCE_INIT="$init" \
-	TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" scripts/qemu-test.sh ppc64le "$build" "$ko" \
-	>"$out" 2>&1 || status=$?
+	TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" TCE_VMM_TEST="$vmm_test" \
+	scripts/qemu-test.sh ppc64le "$build" "$ko" >"$out" 2>&1 || status=$?
 grep -E '^\[qemu-test' "$out" || cat "$out"
 log="$build/tce-test-ppc64le.log"
 echo "   the guest's end-to-end check:"
-sed -n 's/^\[[^]]*\] *# guest_e2e: /   /p' "$log" | grep -E 'tce-vmm check: |hammer: window' || true
-echo "   a window with a VFIO device (QEMU's virtio-rng-pci bound to vfio-pci; tce-vmm vfio):"
-sed -n 's/^\[[^]]*\] *# vfio_attach: tce-vmm: vfio: /   /p' "$log" |
+sed -n 's/^\[[^]]*\] *# guest_e2e: /   /p' "$log" | grep -E 'tce-vmm-test check: |hammer: window' || true
+echo "   a window with a VFIO device (QEMU's virtio-rng-pci bound to vfio-pci; tce-vmm-test vfio):"
+sed -n 's/^\[[^]]*\] *# vfio_attach: tce-vmm-test: vfio: /   /p' "$log" |
 	grep -E 'not preregistered|hardware entries mapped|hardware pages:|bench:|median: accel|left mapped|unregistered:' || true
-sed -n 's/^\[[^]]*\] *# vfio_attach: \(tce-vmm vfio: \)/   \1/p' "$log"
+sed -n 's/^\[[^]]*\] *# vfio_attach: \(tce-vmm-test vfio: \)/   \1/p' "$log"
 echo "   window creation through the DDW shim on the real module (tce-ddw bench):"
 sed -n 's/^\[[^]]*\] *# ddw_bench: /   /p' "$log"
 timing="$build/tce-vmm-bench-timing.json"
@@ -53,8 +54,8 @@ cost="$build/tce-cost.txt" profile="$build/tce-cost-profile.txt"
 rm -f "$cost" "$profile"
 TCE_QEMU_EXTRA="-plugin $so,out=$cost,profile=$profile" TCE_TIMEOUT=1200 TCE_APPEND="tce.only=guest_bench" \
 	TCE_EXPECT_SUITES="tce_accel_engine tce_accel_table tce_accel_user" TCE_INIT="$init" \
-	TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" scripts/qemu-test.sh ppc64le "$build" "$ko" \
-	>"$out" 2>&1 || { grep -E '^\[qemu-test' "$out"; echo "demo: the plugin run failed" >&2; exit 1; }
+	TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" TCE_VMM_TEST="$vmm_test" \
+	scripts/qemu-test.sh ppc64le "$build" "$ko" >"$out" 2>&1 || { grep -E '^\[qemu-test' "$out"; echo "demo: the plugin run failed" >&2; exit 1; }
 echo
 target/release/tce-latency "$timing" --cost "$cost" --json Documentation/tce-latency.json \
 	--svg Documentation/tce-latency.svg | sed 's/^/   /' || status=1

@@ -58,16 +58,20 @@ for k in "${kernels[@]}"; do
 	init=$(scripts/build-init.sh "$arch")
 	shim=$(scripts/build-vm-binary.sh "$arch" shim-tests)
 	ddw=$(scripts/build-vm-binary.sh "$arch" tce-ddw)
-	# The sample VMM needs KVM-HV, which only the emulated POWER host offers.
-	vmm=
-	[ "$arch" = ppc64le ] && vmm=$(scripts/build-vm-binary.sh "$arch" tce-vmm)
+	# The sample VMM and its tests need KVM-HV, which only the emulated POWER host offers.
+	vmm= vmm_test=
+	if [ "$arch" = ppc64le ]; then
+		vmm=$(scripts/build-vm-binary.sh "$arch" tce-vmm)
+		vmm_test=$(scripts/build-vm-binary.sh "$arch" tce-vmm-test)
+	fi
 	log "== $k: boot and test"
 	extra=()
 	[ "$k" = x86_64-kasan ] && extra=(--kasan)
 	# The debug kernel: SLUB poisoning and red zones on every cache, and no benchmark.
 	append=${TCE_APPEND:-}
 	[ "$k" = ppc64le-debug ] && append+=" slub_debug=FZPU panic_on_warn=1 tce.bench=0 tce.churn=20000"
-	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" TCE_APPEND="$append" \
+	TCE_INIT="$init" TCE_SHIM_TESTS="$shim" TCE_DDW="$ddw" TCE_VMM="$vmm" TCE_VMM_TEST="$vmm_test" \
+		TCE_APPEND="$append" \
 		scripts/qemu-test.sh "$arch" "$build" "$ko" "${extra[@]}" \
 		2> >(tee "$tmp/qemu.log" >&2)
 	n=$(sed -n 's/.*Testing complete\. Ran \([0-9]\+\) tests: passed: \([0-9]\+\).*/\2/p' "$tmp/qemu.log" | tail -n1)

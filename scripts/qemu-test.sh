@@ -19,11 +19,12 @@
 # TCE_QEMU_CPU (x86_64 -cpu, default max); TCE_APPEND (more kernel command-line words, e.g.
 # tce.timeout=60); TCE_SHIM_TESTS (the tce_shim kernel-backend test binary, run by tce-init's
 # shim_kernel_backend test); TCE_DDW (the tce-ddw tool, whose benchmark tce-init's ddw_bench
-# runs on the module); TCE_VMM (the sample VMM samples/tce_vmm, built for ppc64le: tce-init's
-# guest_e2e runs `tce-vmm check`, guest_bench `tce-vmm bench`, vfio_attach `tce-vmm vfio` (on
-# the emulated virtio-rng-pci device, 0000:00:02.0, which the ppc64le command line adds) and
-# unload_during_hypercalls `tce-vmm hammer` inside the emulated POWER host; all four are
-# skipped when it is not given, and always on x86_64); TCE_SHUTDOWN (poweroff or
+# runs on the module); TCE_VMM (the sample VMM samples/tce_vmm, built for ppc64le, which
+# tce-init's sample_vmm runs) and TCE_VMM_TEST (its tests, tools/testing/tce-vmm-test:
+# guest_e2e runs `tce-vmm-test check`, guest_bench `tce-vmm-test bench`, vfio_attach
+# `tce-vmm-test vfio` (on the emulated virtio-rng-pci device, 0000:00:02.0, which the ppc64le
+# command line adds), unload_during_hypercalls `tce-vmm-test hammer`, and so on, inside the
+# emulated POWER host; all are skipped when either is not given, and always on x86_64); TCE_SHUTDOWN (poweroff or
 # reboot: how tce-init ends the VM; default reboot on x86_64, whose test kernel cannot power
 # off (no usable ACPI), poweroff on ppc64le);
 # TCE_KERNEL_SRC (kernel tree with kunit.py, default from
@@ -96,15 +97,15 @@ else
 	log "module $ko does not exist: booting without it (load_module will fail)"
 fi
 
-# The initramfs: /init, /tce_accel.ko, /tce-shim-tests, /tce-ddw and /tce-vmm if
-# TCE_SHIM_TESTS, TCE_DDW and TCE_VMM name them, and /dev (with console and null, so that init
+# The initramfs: /init, /tce_accel.ko, /tce-shim-tests, /tce-ddw, /tce-vmm and /tce-vmm-test if
+# TCE_SHIM_TESTS, TCE_DDW, TCE_VMM and TCE_VMM_TEST name them, and /dev (with console and null, so that init
 # has its standard descriptors before it mounts devtmpfs), /proc and /sys. Written directly in
 # cpio "newc" format, so that no device node has to be made on the host.
 initrd="$build/tce-test-$arch.cpio"
-python3 - "$initrd" "$init" "$ko" "${TCE_SHIM_TESTS:-}" "${TCE_DDW:-}" "${TCE_VMM:-}" <<'PY'
+python3 - "$initrd" "$init" "$ko" "${TCE_SHIM_TESTS:-}" "${TCE_DDW:-}" "${TCE_VMM:-}" "${TCE_VMM_TEST:-}" <<'PY'
 import os, stat, sys
 
-out, init, ko, shim, ddw, vmm = sys.argv[1:7]
+out, init, ko, shim, ddw, vmm, vmm_test = sys.argv[1:8]
 entries = [
     ("dev", stat.S_IFDIR | 0o755, 0, b""),
     ("dev/console", stat.S_IFCHR | 0o600, (5, 1), b""),
@@ -121,6 +122,8 @@ if ddw:
     entries.append(("tce-ddw", stat.S_IFREG | 0o755, 0, open(ddw, "rb").read()))
 if vmm:
     entries.append(("tce-vmm", stat.S_IFREG | 0o755, 0, open(vmm, "rb").read()))
+if vmm_test:
+    entries.append(("tce-vmm-test", stat.S_IFREG | 0o755, 0, open(vmm_test, "rb").read()))
 
 def pad(n):
     return b"\0" * (-n % 4)

@@ -6,8 +6,7 @@ use std::io;
 /// Everything that stops the VMM.
 ///
 /// A message says what failed (for a system call, which one) and never repeats its source:
-/// print the chain, as `main` does, to see the errno as well. Mismatches found by `check` are
-/// results, not errors.
+/// print the chain, as `main` does, to see the errno as well.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `/dev/kvm` cannot be opened.
@@ -147,77 +146,9 @@ pub enum Error {
         what: &'static str,
     },
 
-    /// A job uses more TCE lists than there are list pages.
-    #[error("a job uses {lists} TCE lists; guest RAM has room for {max}")]
-    TooManyLists {
-        /// The lists asked for.
-        lists: usize,
-        /// The most that fit.
-        max: usize,
-    },
-
-    /// The timebase frequency is unknown.
-    #[error("cannot find the timebase frequency (a \"timebase\" line) in /proc/cpuinfo")]
-    Timebase,
-
     /// A DDW call was asked of a VM made without the DDW shim.
     #[error("this VM has no DDW shim (it was made without /dev/tce_accel)")]
     NoShim,
-
-    /// A file the VMM needs cannot be opened.
-    #[error("cannot open {path}")]
-    OpenFile {
-        /// The file.
-        path: &'static str,
-        /// The reason.
-        #[source]
-        source: io::Error,
-    },
-
-    /// The host physical address of a page of guest RAM cannot be found.
-    #[error(
-        "cannot find the host physical address of user address {addr:#x} in /proc/self/pagemap"
-    )]
-    Pagemap {
-        /// The user address.
-        addr: u64,
-        /// The reason.
-        #[source]
-        source: io::Error,
-    },
-
-    /// Guest RAM is not aligned as preregistration and 64 KiB IOMMU pages need.
-    #[error(
-        "guest RAM is mapped at {addr:#x}, which is not 64 KiB-aligned; the vfio mode needs a          host with 64 KiB pages (CONFIG_PPC_64K_PAGES)"
-    )]
-    RamNotAligned {
-        /// The address of guest RAM in the VMM.
-        addr: u64,
-    },
-
-    /// The VFIO group the VMM put in its container is not there.
-    #[error("VFIO group {group} is not in the VMM's container")]
-    GroupGone {
-        /// The group number.
-        group: u32,
-    },
-
-    /// A vCPU thread died.
-    #[error("vCPU thread {vcpu} panicked")]
-    VcpuPanic {
-        /// The vCPU.
-        vcpu: u32,
-    },
-
-    /// A step of a hostile VMM's sequence that must work failed.
-    #[error("{what} failed")]
-    Hostile {
-        /// The step.
-        what: String,
-        /// The errno.
-        #[source]
-        errno: rustix::io::Errno,
-    },
 }
 
 impl Error {
@@ -227,7 +158,6 @@ impl Error {
             Error::Ioctl { source, .. } => source
                 .raw_os_error()
                 .map(rustix::io::Errno::from_raw_os_error),
-            Error::Hostile { errno, .. } => Some(*errno),
             _ => None,
         }
     }

@@ -1,246 +1,179 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `tce-vmm`: a sample VMM whose POWER guest drives the TCE hypercalls on three paths, checked and timed.
+//! `tce-vmm`: one short run of the sample VMM, to read next to the library.
 //!
-//! The VMM creates a KVM-HV VM with 64 MiB of RAM and a tiny guest payload (`guest/runner.S`),
-//! lets the kernel answer `H_PUT_TCE_INDIRECT` and `H_STUFF_TCE`, and gives the guest three DMA
-//! windows with the same parameters: one backed by `tce_accel` through the DDW shim (the guest
-//! creates it with `ibm,create-pe-dma-window`), one by KVM's own table, and one only the VMM
-//! knows. It answers every TCE hypercall that exits to it with the project's engine
-//! ([`hcall`] states the two rules), and checks every result against tce-sim's simulated
-//! machine (`check`) or measures per-call latency from the guest's timebase (`bench`).
-//! `hammer` keeps vCPUs issuing calls, with `/dev/tce_accel` closed, while a test unloads the
-//! module. `vfio` passes a PCI device's VFIO group through to the guest's DMA window and checks
-//! the hardware table the guest's hypercalls update in the kernel.
-
-#![deny(missing_docs)]
-// `unsafe` lives in `sys` (every system call), plus the one call in `kvm` that hands guest RAM
-// to KVM, where the lifetime it needs is established.
-#![deny(unsafe_code)]
-
-mod bench;
-mod check;
-mod churn;
-mod error;
-mod guest;
-mod hammer;
-mod hcall;
-mod kvm;
-mod memory;
-mod paths;
-mod progress;
-mod reference;
-mod scenario;
-mod stall;
-mod table;
-mod uapi;
-mod vfio;
-mod vmm;
+//! The guest creates a DMA window with `ibm,create-pe-dma-window`, which the DDW shim backs
+//! with a `tce_accel` table; the VMM adds a window of KVM's own and one only it knows. The
+//! guest then issues the same six TCE hypercalls on each window, and the VMM prints what the
+//! guest got, what it finds in each table and how many calls exited to it. Last, the guest
+//! removes its window. Exit status 0 only if every answer was the one PAPR prescribes.
+//!
+//! It runs on a POWER KVM host with KVM-HV and the tce_accel module loaded, such as the
+//! emulated host of `scripts/qemu-test.sh ppc64le`, where tce-init's test `sample_vmm` runs it.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::{
-    Parser,
-    Subcommand, //
+use tce_engine::tce::{
+    H_SUCCESS,
+    TCE_RW, //
 };
+use tce_vmm::error::{
+    chain,
+    Result, //
+};
+use tce_vmm::guest::{
+    list_page,
+    Job,
+    RAM_SIZE, //
+};
+use tce_vmm::hcall::{
+    Hcall,
+    Reply, //
+};
+use tce_vmm::paths::PathKind;
+use tce_vmm::vmm::Vmm;
 
-/// A sample VMM for the TCE fast path: a POWER guest issues H_PUT_TCE, H_GET_TCE, H_STUFF_TCE
-/// and H_PUT_TCE_INDIRECT on three DMA windows: tce_accel (made through the DDW shim), KVM's
-/// own table (the C path) and a window only the VMM knows (an exit per call).
-///
-/// It runs on a POWER KVM host with KVM-HV and the tce_accel module loaded, such as the
-/// emulated host of `scripts/qemu-test.sh ppc64le` (nested KVM-HV under QEMU). The last line
-/// of each command is a one-line summary; the exit status is 0 only if everything checked out.
-#[derive(Parser)]
-#[command(name = "tce-vmm", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
+/// Entries the guest puts with one `H_PUT_TCE_INDIRECT`, and then clears with `H_STUFF_TCE`.
+const RUN: u64 = 8;
 
-    /// Give up (exit status 1) if the command has not finished after this many seconds.
-    #[arg(long, global = true, default_value_t = 900, value_name = "SECONDS")]
-    timeout: u64,
-
-    /// Print every step and every exit to the VMM.
-    #[arg(long, global = true)]
-    trace: bool,
+/// A read-write TCE for guest page `n` (4 KiB pages, the windows' IOMMU page size).
+fn tce(n: u64) -> u64 {
+    (n << 12) | TCE_RW
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Check every hypercall result on the three paths against the simulator, then run a
-    /// hostile guest.
-    ///
-    /// A seeded sequence of valid and invalid calls and a hostile sequence (bad LIOBNs,
-    /// misaligned and out-of-window addresses, TCEs and lists outside guest RAM, npages > 512
-    /// and overflowing counts, poison values) run on each path; every r3 (and the entry of
-    /// each H_GET_TCE) and the final table are compared with tce-sim's machine running the
-    /// same calls. Then several vCPUs hammer the accel window while the VMM removes it with
-    /// ibm,remove-pe-dma-window: every answer must be H_SUCCESS before the removal or
-    /// H_PARAMETER after it. Mismatches are printed with the call, what the guest got and
-    /// what was expected.
-    Check {
-        /// Calls in the seeded correctness sequence.
-        #[arg(long, default_value_t = 3000)]
-        calls: usize,
-        /// Seed of the correctness sequence.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// vCPUs that hammer the window being removed (1 to 8).
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=8))]
-        hammer_vcpus: u64,
-        /// Calls per hammering vCPU.
-        #[arg(long, default_value_t = 20000)]
-        hammer_calls: usize,
-    },
-    /// Measure per-call latency on the three paths from the guest's timebase.
-    ///
-    /// Rows: H_PUT_TCE, H_GET_TCE, H_STUFF_TCE clearing 8 entries, H_PUT_TCE_INDIRECT of 512
-    /// and of 1 entry. Prints min, median and p99 in timebase ticks and ns, the exits to the
-    /// VMM per path, the ratios of medians, and one line of JSON prefixed `TCE_VMM_JSON `.
-    Bench {
-        /// Calls per hypercall and path.
-        #[arg(long, default_value_t = 10000, value_parser = clap::value_parser!(u64).range(1..=50000))]
-        calls: u64,
-    },
-    /// Keep vCPUs issuing TCE hypercalls for a while, on a LIOBN no table has and on a window
-    /// of KVM's own, with /dev/tce_accel closed: for unloading the module while they run.
-    ///
-    /// Each vCPU repeats H_PUT_TCE, H_GET_TCE and H_STUFF_TCE on both LIOBNs until the time is
-    /// up. KVM exits to the VMM for the unowned LIOBN, which answers H_PARAMETER, and answers
-    /// the calls on its own table in the kernel (made with the module's takeover off). Every answer is checked: H_PARAMETER for the unowned LIOBN, H_SUCCESS (and the
-    /// entry just stored or cleared for H_GET_TCE) and no exit to the VMM for KVM's table. A
-    /// line `tce-vmm: hammer: running: ...` says when every vCPU has started.
-    Hammer {
-        /// How long the vCPUs keep issuing calls.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
-        seconds: u64,
-        /// vCPUs issuing calls (1 to 8).
-        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=8))]
-        vcpus: u64,
-    },
-    /// One VM's hypercall waits on a userfaultfd page while another VM creates and closes
-    /// tables: the second must never wait for the first.
-    ///
-    /// VM A's guest issues H_PUT_TCE_INDIRECT with its list on a missing userfaultfd page of
-    /// guest RAM, on a window tce_accel serves (KVM_CREATE_SPAPR_TCE_64 with takeover=1), so its
-    /// vCPU sleeps inside the hypercall. Meanwhile VM B creates and closes tables the same way;
-    /// each step must take under a second. Then the page is filled and VM A's call must finish
-    /// with H_SUCCESS.
-    Stall {
-        /// Tables VM B creates and closes.
-        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=100000))]
-        tables: u64,
-    },
-    /// One VM creates and closes tables as fast as it can while another VM's H_PUT_TCE
-    /// benchmark runs: the second must not get slower, and the first gets ENOSPC at the
-    /// module's max_tables_per_vm.
-    ///
-    /// VM B's median is compared with its median alone and with a control phase in which a
-    /// thread opens and closes /dev/null for as long as the churn took.
-    Churn {
-        /// Tables VM A creates and closes.
-        #[arg(long, default_value_t = 100000, value_parser = clap::value_parser!(u64).range(1..=10000000))]
-        tables: u64,
-        /// H_PUT_TCE calls in one of VM B's timed jobs.
-        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100000))]
-        calls: u64,
-    },
-    /// Pass a PCI device's VFIO group through to a guest DMA window and check the hardware
-    /// table that the guest's TCE hypercalls update in the kernel.
-    ///
-    /// Binds the device to vfio-pci if needed, puts its group in a VFIO container with the
-    /// sPAPR TCE v2 IOMMU, preregisters guest RAM and gives the group to the shim's PHB. The
-    /// guest creates a window of 64 KiB IOMMU pages; the shim creates the matching hardware
-    /// window and attaches the group to the window's tce_accel table. The guest runs H_PUT_TCE,
-    /// H_PUT_TCE_INDIRECT, H_STUFF_TCE and H_GET_TCE; every result and the guest-view table are
-    /// checked against the simulator, and every hardware entry (TCE_ACCEL_HW_ENTRY) against the
-    /// host physical address of the guest page. Then bad attaches must fail with the right
-    /// errno, the guest removes its window, and unregistering guest RAM must succeed.
-    Vfio {
-        /// The PCI device whose IOMMU group is passed through.
-        #[arg(long, default_value = "0000:00:02.0")]
-        device: String,
-        /// log2 of the guest window's size in bytes (17 to 36: 2 to 2^20 entries of 64 KiB).
-        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(17..=36))]
-        window_shift: u32,
-        /// Levels of the hardware table (the pseries platform accepts only 1).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
-        levels: u32,
-        /// H_PUT_TCE calls to time on the VFIO-attached window (0: no timing).
-        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=50000))]
-        bench_calls: u64,
-    },
-}
-
-/// Parses the command line; a usage error is printed as `tce-vmm: <reason>` with status 2.
-fn parse() -> Result<Cli, ExitCode> {
-    match Cli::try_parse() {
-        Ok(cli) => Ok(cli),
-        Err(e) if !e.use_stderr() => e.exit(),
-        Err(e) => {
-            let text = e.render().to_string();
-            eprint!("tce-vmm: {}", text.strip_prefix("error: ").unwrap_or(&text));
-            Err(ExitCode::from(2))
+/// Runs the guest's calls on the three windows; returns whether every answer was right.
+fn run() -> Result<bool> {
+    let vmm = Vmm::new()?;
+    let mut vcpu = vmm.create_vcpu(0)?;
+    let windows = vmm.set_up_windows(&mut vcpu)?;
+    let p = windows.params;
+    let page = 1u64 << p.page_shift;
+    println!(
+        "tce-vmm: windows of {:#x} entries of {} KiB at bus address {:#x}: accel LIOBN {:#x} \
+         (made by the guest through the DDW shim), kvm {:#x}, user {:#x}",
+        p.size,
+        page >> 10,
+        p.offset * page,
+        windows.accel,
+        windows.kvm,
+        windows.user
+    );
+    // The TCEs point at guest pages well inside RAM; the list is one page of big-endian words.
+    let list: Vec<u64> = (0..RUN).map(|i| tce(0x100 + i)).collect();
+    assert!(tce(0x100 + RUN) < RAM_SIZE);
+    let mut all_right = true;
+    for kind in PathKind::ALL {
+        let liobn = windows.liobn(kind);
+        let ioba = |entry: u64| (p.offset + entry) * page;
+        let mut job = Job::default();
+        job.lists.insert(list_page(0), list.clone());
+        let calls = [
+            (
+                Hcall::Put {
+                    liobn,
+                    ioba: ioba(0),
+                    tce: tce(1),
+                },
+                Reply::success(None),
+            ),
+            (
+                Hcall::Get {
+                    liobn,
+                    ioba: ioba(0),
+                },
+                Reply::success(Some(tce(1))),
+            ),
+            (
+                Hcall::Indirect {
+                    liobn,
+                    ioba: ioba(16),
+                    list: list_page(0).0,
+                    npages: RUN,
+                },
+                Reply::success(None),
+            ),
+            (
+                Hcall::Get {
+                    liobn,
+                    ioba: ioba(16 + RUN - 1),
+                },
+                Reply::success(list.last().copied()),
+            ),
+            (
+                Hcall::Stuff {
+                    liobn,
+                    ioba: ioba(16),
+                    value: 0,
+                    npages: RUN,
+                },
+                Reply::success(None),
+            ),
+            (
+                Hcall::Get {
+                    liobn,
+                    ioba: ioba(16),
+                },
+                Reply::success(Some(0)),
+            ),
+        ];
+        for (call, _) in &calls {
+            job.push(*call);
         }
+        let exits_before = vmm.paths.exits();
+        let results = vmm.run_job(&mut vcpu, 0, &job, &|| {})?;
+        let exits = vmm.paths.exits().since(&exits_before).of(kind);
+        for ((call, want), got) in calls.iter().zip(&results) {
+            let got = Reply {
+                r3: got.r3,
+                r4: (got.r3 == H_SUCCESS && matches!(call, Hcall::Get { .. })).then_some(got.r4),
+            };
+            if got != *want {
+                println!(
+                    "tce-vmm: {} path: {call}: got {got}, want {want}",
+                    kind.name()
+                );
+                all_right = false;
+            }
+        }
+        // What the VMM finds in the window's table: only entry 0 is left.
+        let entries = vmm.paths.get(liobn).map(|w| w.entries()).transpose()?;
+        let left = entries.unwrap_or_default();
+        if left != [(0, tce(1))] {
+            println!(
+                "tce-vmm: {} path: the table holds {left:x?}, want [(0, {:#x})]",
+                kind.name(),
+                tce(1)
+            );
+            all_right = false;
+        }
+        println!(
+            "tce-vmm: {} path: {} calls answered as PAPR says; {exits} exits to the VMM; the \
+             table holds {} entries",
+            kind.name(),
+            results.len(),
+            left.len()
+        );
     }
+    vmm.remove_guest_window(&mut vcpu, windows.accel)?;
+    let gone = vmm.paths.get(windows.accel).is_none();
+    println!(
+        "tce-vmm: the guest removed its window: {}",
+        if gone { "done" } else { "still there" }
+    );
+    Ok(all_right && gone)
 }
 
 fn main() -> ExitCode {
-    let cli = match parse() {
-        Ok(cli) => cli,
-        Err(code) => return code,
-    };
-    if cli.trace {
-        progress::enable_trace();
-    }
-    let limit = cli.timeout;
-    // A guest or a kernel that never returns must not hang the test VM: give up loudly.
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(limit));
-        println!(
-            "tce-vmm: error: still running after {limit} s (--timeout), at: {}; giving up",
-            progress::current()
-        );
-        std::process::exit(1);
-    });
-    let outcome = match cli.command {
-        Command::Check {
-            calls,
-            seed,
-            hammer_vcpus,
-            hammer_calls,
-        } => check::run(&check::Options {
-            calls,
-            seed,
-            hammer_vcpus: hammer_vcpus as usize,
-            hammer_calls,
-        }),
-        Command::Bench { calls } => bench::run(calls as usize),
-        Command::Hammer { seconds, vcpus } => hammer::run(&hammer::Options {
-            vcpus: vcpus as usize,
-            duration: Duration::from_secs(seconds),
-        }),
-        Command::Stall { tables } => stall::run(&stall::Options { tables }),
-        Command::Churn { tables, calls } => churn::run(&churn::Options { tables, calls }),
-        Command::Vfio {
-            device,
-            window_shift,
-            levels,
-            bench_calls,
-        } => vfio::run(&vfio::Options {
-            device,
-            window_shift,
-            levels,
-            bench_calls,
-        }),
-    };
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+    match run() {
+        Ok(true) => {
+            println!("tce-vmm: PASS");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!("tce-vmm: FAIL");
+            ExitCode::FAILURE
+        }
         Err(e) => {
-            // Standard output, so that the error lands in order with the progress lines.
-            println!("tce-vmm: error: {}", error::chain(&e));
+            println!("tce-vmm: error: {}", chain(&e));
             ExitCode::FAILURE
         }
     }

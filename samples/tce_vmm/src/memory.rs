@@ -110,25 +110,3 @@ impl GuestMemory for GuestRam {
         Ok(())
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_and_writes_stay_inside_ram() {
-        let ram = GuestRam::new(1 << 16).unwrap();
-        ram.write_be64(GuestAddress(0x1000), &[0x0102_0304_0506_0708, 3])
-            .unwrap();
-        let mut list = [0u64; 2];
-        ram.read_be64(0x1000, &mut list).unwrap();
-        assert_eq!(list, [0x0102_0304_0506_0708, 3]);
-        let mut le = [0u64; 1];
-        ram.read_le64(GuestAddress(0x1000), &mut le).unwrap();
-        assert_eq!(le[0], 0x0807_0605_0403_0201);
-        assert_eq!(ram.gpa_to_ua(0xffff), Some(ram.host_addr() + 0xffff));
-        assert_eq!(ram.gpa_to_ua(0x10000), None);
-        assert_eq!(ram.read_be64(0xfff8, &mut list), Err(GuestFault));
-        assert_eq!(ram.write(GuestAddress(u64::MAX), &[1]), Err(OutsideRam));
-    }
-}

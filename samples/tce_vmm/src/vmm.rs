@@ -443,14 +443,14 @@ impl Vmm {
         Ok(windows)
     }
 
-    /// Adds a window backed by one of KVM's own tables (`KVM_CREATE_SPAPR_TCE_64`), mapped
-    /// by the VMM; KVM answers its hypercalls in the kernel.
     /// Creates a table with `KVM_CREATE_SPAPR_TCE_64` and hands its descriptor over, without a
     /// window: for tests that only create and close tables.
     pub fn create_kvm_table(&self, params: &WindowParams) -> Result<OwnedFd> {
         self.vm.create_spapr_tce_64(params)
     }
 
+    /// Adds a window backed by one of KVM's own tables (`KVM_CREATE_SPAPR_TCE_64`), mapped
+    /// by the VMM; KVM answers its hypercalls in the kernel.
     pub fn add_kvm_window(&self, params: WindowParams) -> Result<()> {
         let fd = self.vm.create_spapr_tce_64(&params)?;
         let table = MappedTable::new(Owner::Kvm(fd), params)?;

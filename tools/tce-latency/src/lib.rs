@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The three-path latency report of `tce-vmm bench`: the side-by-side table, and an SVG plot.
+//! The three-path latency report of `tce-vmm-test bench`: the side-by-side table, and an SVG plot.
 //!
-//! `tce-vmm bench` runs inside the emulated POWER host and prints its figures as one line of
+//! `tce-vmm-test bench` runs inside the emulated POWER host and prints its figures as one line of
 //! JSON after the marker [`JSON_MARKER`]. This crate finds that line in a console log (or reads
 //! a JSON file), checks it, and renders it.
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `tce-latency`: prints the three-path latency table of a `tce-vmm bench` run and saves it as
+//! `tce-latency`: prints the three-path latency table of a `tce-vmm-test bench` run and saves it as
 //! JSON and SVG.
 //!
 //! ```text
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: tce-latency INPUT [--cost COST.txt] [--json OUT.json] [--svg OUT.svg]
 
-INPUT is the console log of a run of `tce-vmm bench` in the emulated POWER host (for example
+INPUT is the console log of a run of `tce-vmm-test bench` in the emulated POWER host (for example
 ~/.cache/tce-accel/build-ppc64le/tce-test-ppc64le.log) or its JSON. Prints the latency of each
 TCE hypercall on the three paths side by side; --cost adds the deterministic per-call cost
 that the tce_cost QEMU plugin counted in the same run (instructions, cache lines, pages);

@@ -22,7 +22,7 @@ use tce_sys::{accel, kvm, process, Mmap};
 pub const SUITE: &str = "tce_accel_user";
 
 /// The suite's tests, in order.
-pub const NAMES: [&str; 25] = [
+pub const NAMES: [&str; 26] = [
     "load_module",
     "open_device",
     "create_vm",
@@ -45,6 +45,7 @@ pub const NAMES: [&str; 25] = [
     "one_vm_stalls_no_other",
     "kvm_tables_follow_takeover",
     "table_churn_spares_other_vms",
+    "sample_vmm",
     "unload",
     "shim_without_module",
     "kmemleak",
@@ -55,13 +56,13 @@ pub const LOAD: usize = 0;
 /// Index of the runner's first test.
 pub const FIRST_RUNNER: usize = 1;
 /// Index of the runner's last test.
-pub const LAST_RUNNER: usize = 21;
+pub const LAST_RUNNER: usize = 22;
 /// Index of `unload`, run by PID 1 after the runner has exited.
-pub const UNLOAD: usize = 22;
+pub const UNLOAD: usize = 23;
 /// Index of `shim_without_module`, run by PID 1 after `unload`.
-pub const SHIM_WITHOUT_MODULE: usize = 23;
+pub const SHIM_WITHOUT_MODULE: usize = 24;
 /// Index of `kmemleak`, run by PID 1 after `shim_without_module`.
-pub const KMEMLEAK: usize = 24;
+pub const KMEMLEAK: usize = 25;
 
 /// The device node of the module.
 pub const DEVICE: &str = "/dev/tce_accel";
@@ -326,6 +327,7 @@ pub fn run_runner(st: &mut State, tx: &Tx) {
             19 => one_vm_stalls_no_other(st, &mut cx),
             20 => kvm_tables_follow_takeover(st, &mut cx),
             21 => table_churn_spares_other_vms(st, &mut cx),
+            22 => sample_vmm(st, &mut cx),
             _ => Err(Stop::Fail("no such test".into())),
         };
         let outcome = conclude(r, &cx);
@@ -1093,23 +1095,30 @@ fn ddw_bench(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     Ok(())
 }
 
-/// The sample VMM (samples/tce_vmm), put in the initramfs by scripts/qemu-test.sh (TCE_VMM).
-const VMM: &str = "/tce-vmm";
+/// The tests of the sample VMM (tools/testing/tce-vmm-test), put in the initramfs by
+/// scripts/qemu-test.sh (TCE_VMM_TEST).
+const VMM: &str = "/tce-vmm-test";
+
+/// The sample VMM itself (samples/tce_vmm), put in the initramfs by scripts/qemu-test.sh
+/// (TCE_VMM).
+const SAMPLE_VMM: &str = "/tce-vmm";
 
 /// The longest piece of a VMM output line printed as one diagnostic; longer lines (the
 /// benchmark's JSON) are split into numbered parts, `[i/n] ...`, which the host joins again.
 const VMM_LINE_PART: usize = 800;
 
 /// Why the guest tests cannot run here: the VMM runs a KVM-HV guest, which only the ppc64le
-/// test VM (nested KVM-HV) offers, and it must be in the initramfs.
+/// test VM (nested KVM-HV) offers, and its programs must be in the initramfs.
 fn vmm_unavailable() -> Option<String> {
     if !cfg!(target_arch = "powerpc64") {
         return Some("the sample VMM needs the emulated POWER host (KVM-HV, ppc64le)".into());
     }
-    if !std::path::Path::new(VMM).exists() {
-        return Some(format!(
-            "{VMM} is not in the initramfs (TCE_VMM is not set)"
-        ));
+    for (program, var) in [(VMM, "TCE_VMM_TEST"), (SAMPLE_VMM, "TCE_VMM")] {
+        if !std::path::Path::new(program).exists() {
+            return Some(format!(
+                "{program} is not in the initramfs ({var} is not set)"
+            ));
+        }
     }
     None
 }
@@ -1130,20 +1139,25 @@ fn vmm_diag(cx: &Ctx<'_>, line: &str) {
     }
 }
 
-/// Runs the VMM with `args`, printing each line of its output as a diagnostic as it comes
+/// Runs the VMM's tests with `args`; see [`run_program`].
+fn run_vmm(cx: &Ctx<'_>, args: &[&str]) -> Result<(bool, Vec<String>), Stop> {
+    run_program(cx, VMM, args)
+}
+
+/// Runs `program` with `args`, printing each line of its output as a diagnostic as it comes
 /// (which also tells PID 1 that the runner is alive); returns whether it exited with status 0
 /// and its standard output.
-fn run_vmm(cx: &Ctx<'_>, args: &[&str]) -> Result<(bool, Vec<String>), Stop> {
+fn run_program(cx: &Ctx<'_>, program: &str, args: &[&str]) -> Result<(bool, Vec<String>), Stop> {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
 
-    let mut child = Command::new(VMM)
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Stop::Fail(format!("cannot run {VMM}: {}", describe(&e))))?;
+        .map_err(|e| Stop::Fail(format!("cannot run {program}: {}", describe(&e))))?;
     let stderr = child.stderr.take();
     let errors = std::thread::spawn(move || {
         let mut text = String::new();
@@ -1162,12 +1176,15 @@ fn run_vmm(cx: &Ctx<'_>, args: &[&str]) -> Result<(bool, Vec<String>), Stop> {
     }
     let status = child
         .wait()
-        .map_err(|e| Stop::Fail(format!("waiting for {VMM}: {}", describe(&e))))?;
+        .map_err(|e| Stop::Fail(format!("waiting for {program}: {}", describe(&e))))?;
     for line in errors.join().unwrap_or_default().lines() {
         vmm_diag(cx, line);
     }
     if !status.success() {
-        cx.diag(&format!("{VMM} {} exited with {status}", args.join(" ")));
+        cx.diag(&format!(
+            "{program} {} exited with {status}",
+            args.join(" ")
+        ));
     }
     Ok((status.success(), lines))
 }
@@ -1181,7 +1198,7 @@ fn last_with<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-/// `guest_e2e`: `tce-vmm check`: a KVM-HV guest issues every TCE hypercall on a tce_accel
+/// `guest_e2e`: `tce-vmm-test check`: a KVM-HV guest issues every TCE hypercall on a tce_accel
 /// window (made through the DDW shim), a KVM table and a window only the VMM knows; every
 /// result and the final tables are compared with the simulator, then a hostile guest passes
 /// bad arguments and hammers the tce_accel window from several vCPUs while it is removed.
@@ -1193,7 +1210,7 @@ fn guest_e2e(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     vmm_verdict(ok, &lines, "check")
 }
 
-/// `one_vm_stalls_no_other`: `tce-vmm stall`: VM A's vCPU sleeps in an `H_PUT_TCE_INDIRECT`
+/// `one_vm_stalls_no_other`: `tce-vmm-test stall`: VM A's vCPU sleeps in an `H_PUT_TCE_INDIRECT`
 /// whose list is on a missing userfaultfd page, on a table the module serves (created through
 /// KVM with `takeover` on); meanwhile VM B creates and closes 200 tables, each step under a
 /// second. Then the page is filled and VM A's call must finish with `H_SUCCESS`.
@@ -1205,7 +1222,7 @@ fn one_vm_stalls_no_other(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop>
     vmm_verdict(ok, &lines, "stall")
 }
 
-/// `table_churn_spares_other_vms`: `tce-vmm churn`: VM A creates and closes 100,000 tables
+/// `table_churn_spares_other_vms`: `tce-vmm-test churn`: VM A creates and closes 100,000 tables
 /// (`tce.churn`)
 /// (through KVM, `takeover` on) while VM B times `H_PUT_TCE`; VM B's median must stay within
 /// 1.5 times the larger of its quiet median and its median beside a table-free control thread.
@@ -1220,6 +1237,22 @@ fn table_churn_spares_other_vms(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), 
     let (ok, lines) = run_vmm(cx, &["churn", "--tables", &tables])?;
     fail_on_kernel_problems(&mut kmsg, cx);
     vmm_verdict(ok, &lines, "churn")
+}
+
+/// `sample_vmm`: the sample VMM's own run (`tce-vmm`, no arguments), as a VMM author first
+/// runs it: its guest makes a DMA window through the DDW shim and issues six TCE hypercalls on
+/// that window, on one of KVM's tables and on a window only the VMM knows, then removes its
+/// window. Passes if it exited successfully and its last line is `tce-vmm: PASS`.
+fn sample_vmm(_st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
+    if let Some(why) = vmm_unavailable() {
+        return Err(Stop::Skip(why));
+    }
+    let (ok, lines) = run_program(cx, SAMPLE_VMM, &[])?;
+    match lines.last() {
+        Some(last) if ok && last == "tce-vmm: PASS" => Ok(()),
+        Some(last) => Err(Stop::Fail(last.clone())),
+        None => Err(Stop::Fail(format!("{SAMPLE_VMM} printed nothing"))),
+    }
 }
 
 /// The module's parameter that sends `KVM_CREATE_SPAPR_TCE_64` tables to it.
@@ -1335,24 +1368,24 @@ fn kvm_tables_follow_takeover(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), St
     r
 }
 
-/// The verdict of `tce-vmm MODE`: passed if it exited successfully and its summary line
-/// (`tce-vmm MODE: PASS...`) says so; otherwise the summary, or the VMM's error line, is the
-/// failure.
+/// The verdict of `tce-vmm-test MODE`: passed if it exited successfully and its summary line
+/// (`tce-vmm-test MODE: PASS...`) says so; otherwise the summary, or the VMM's error line, is
+/// the failure.
 fn vmm_verdict(ok: bool, lines: &[String], mode: &str) -> Result<(), Stop> {
-    let prefix = format!("tce-vmm {mode}: ");
+    let prefix = format!("tce-vmm-test {mode}: ");
     match last_with(lines, &prefix) {
         Some(s) if ok && s.starts_with(&format!("{prefix}PASS")) => Ok(()),
         Some(s) => Err(Stop::Fail(s.to_string())),
         None => Err(Stop::Fail(
-            last_with(lines, "tce-vmm: error: ").map_or_else(
-                || format!("tce-vmm {mode} printed no summary"),
+            last_with(lines, "tce-vmm-test: error: ").map_or_else(
+                || format!("tce-vmm-test {mode} printed no summary"),
                 str::to_string,
             ),
         )),
     }
 }
 
-/// `guest_bench`: `tce-vmm bench`: per-call latency of the four TCE hypercalls on the three
+/// `guest_bench`: `tce-vmm-test bench`: per-call latency of the four TCE hypercalls on the three
 /// paths, from the guest's timebase; the table, the ratios and the JSON line (after
 /// `TCE_VMM_JSON `) land in the log. Passes if every call succeeded.
 fn guest_bench(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
@@ -1371,7 +1404,7 @@ fn guest_bench(st: &mut State, cx: &mut Ctx<'_>) -> Result<(), Stop> {
     let (ok, lines) = run_vmm(cx, &["bench"])?;
     vmm_verdict(ok, &lines, "bench")?;
     if last_with(&lines, "TCE_VMM_JSON ").is_none() {
-        return Err(Stop::Fail("tce-vmm bench printed no JSON line".into()));
+        return Err(Stop::Fail("tce-vmm-test bench printed no JSON line".into()));
     }
     Ok(())
 }
@@ -1398,7 +1431,7 @@ fn vfio_unavailable() -> Option<String> {
     None
 }
 
-/// `vfio_attach`: `tce-vmm vfio`: a group of a VFIO v1 container is refused by both attaches
+/// `vfio_attach`: `tce-vmm-test vfio`: a group of a VFIO v1 container is refused by both attaches
 /// (the module's and the KVM-VFIO device's), and the KVM-VFIO device releases a group it
 /// never gave a table without a kernel warning; then the guest's DMA window gets the VFIO
 /// group of an emulated PCI device attached through `TCE_ACCEL_ATTACH_GROUP`; the guest's TCE hypercalls must update
@@ -1511,7 +1544,7 @@ const KUNIT_FILTER: &str = "/sys/module/kunit/parameters/filter_glob";
 /// A suite filter that matches no suite.
 const NO_SUITE: &str = "tce_init_reload_runs_no_suite";
 
-/// How long `tce-vmm hammer` runs, in seconds.
+/// How long `tce-vmm-test hammer` runs, in seconds.
 const HAMMER_SECONDS: &str = "5";
 
 /// The least number of unload and load cycles while the VMM runs.
@@ -1520,8 +1553,8 @@ const MIN_CYCLES: usize = 10;
 /// The most cycles: the test keeps cycling while the VMM runs, up to this many.
 const MAX_CYCLES: usize = 100;
 
-/// The line of `tce-vmm hammer` that says every vCPU is issuing hypercalls.
-const HAMMER_RUNNING: &str = "tce-vmm: hammer: running: ";
+/// The line of `tce-vmm-test hammer` that says every vCPU is issuing hypercalls.
+const HAMMER_RUNNING: &str = "tce-vmm-test: hammer: running: ";
 
 /// Fails the test for every kernel warning, bug or leak report logged since `kmsg` was
 /// opened (or last read), printing up to 20 of them.
@@ -1556,7 +1589,7 @@ fn kernel_problem(msg: &str) -> bool {
     .any(|p| msg.contains(p))
 }
 
-/// `unload_during_hypercalls`: while `tce-vmm hammer` keeps two vCPUs issuing TCE hypercalls
+/// `unload_during_hypercalls`: while `tce-vmm-test hammer` keeps two vCPUs issuing TCE hypercalls
 /// (on a LIOBN no table has, which exits to the VMM, and on a table KVM itself serves, made
 /// with `takeover` off), the module is unloaded and loaded again, at least [`MIN_CYCLES`] times.
 /// Every hypercall must get its right answer, the module must be loaded at the end, and the
@@ -1748,7 +1781,7 @@ mod tests {
     fn indices_match_names() {
         assert_eq!(NAMES[LOAD], "load_module");
         assert_eq!(NAMES[FIRST_RUNNER], "open_device");
-        assert_eq!(NAMES[LAST_RUNNER], "table_churn_spares_other_vms");
+        assert_eq!(NAMES[LAST_RUNNER], "sample_vmm");
         assert_eq!(NAMES[UNLOAD], "unload");
         assert_eq!(NAMES[SHIM_WITHOUT_MODULE], "shim_without_module");
         assert_eq!(NAMES[KMEMLEAK], "kmemleak");

@@ -54,29 +54,30 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::guest::{
-    list_page,
-    Job,
-    RAM_SIZE, //
-};
-use crate::hcall::{
-    code_name,
-    Hcall,
-    H_HARDWARE,
-    H_PARAMETER, //
-};
-use crate::paths::PathKind;
-use crate::progress;
 use crate::reference::{
     compare_calls,
     compare_entries,
     Reference, //
 };
-use crate::vmm::{
+use tce_sys::process;
+use tce_vmm::error::Error as VmmError;
+use tce_vmm::guest::{
+    list_page,
+    Job,
+    RAM_SIZE, //
+};
+use tce_vmm::hcall::{
+    code_name,
+    Hcall,
+    H_HARDWARE,
+    H_PARAMETER, //
+};
+use tce_vmm::paths::PathKind;
+use tce_vmm::progress;
+use tce_vmm::vmm::{
     Vmm,
     LIOBN_BASE, //
 };
-use tce_sys::process;
 
 /// How `vfio` runs.
 #[derive(Clone, Debug)]
@@ -119,7 +120,7 @@ struct Findings {
 impl Findings {
     fn fail(&mut self, msg: String) {
         if self.failures.len() < SHOWN {
-            println!("tce-vmm: FAILED: {msg}");
+            println!("tce-vmm-test: FAILED: {msg}");
         }
         self.failures.push(msg);
     }
@@ -289,7 +290,7 @@ fn expected_hw(vmm: &Vmm, pagemap: &Pagemap, guest: u64) -> Result<(u64, u64)> {
 /// Checks that `r` failed with `want`.
 fn expect_errno(found: &mut Findings, what: &str, r: std::result::Result<(), Errno>, want: Errno) {
     match r {
-        Err(e) if e == want => println!("tce-vmm: vfio: {what}: {e:?} as expected"),
+        Err(e) if e == want => println!("tce-vmm-test: vfio: {what}: {e:?} as expected"),
         Err(e) => found.fail(format!("{what}: got {e:?}, want {want:?}")),
         Ok(()) => found.fail(format!("{what}: succeeded, want {want:?}")),
     }
@@ -302,7 +303,7 @@ pub fn run(opts: &Options) -> Result<bool> {
 
     progress::step(format!("binding {} to vfio-pci", opts.device));
     if vfio::bind_to_vfio_pci(&opts.device)? {
-        println!("tce-vmm: vfio: bound {} to vfio-pci", opts.device);
+        println!("tce-vmm-test: vfio: bound {} to vfio-pci", opts.device);
     }
     check_v1_refused(&opts.device, &mut found)?;
     let group = Group::open_pci(&opts.device)?;
@@ -311,7 +312,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     let container = Arc::new(Container::new(vec![group])?);
     let info = container.info()?;
     println!(
-        "tce-vmm: vfio: device {}, group {gnum}; sPAPR TCE v2 IOMMU: DDW {}, page sizes \
+        "tce-vmm-test: vfio: device {}, group {gnum}; sPAPR TCE v2 IOMMU: DDW {}, page sizes \
          {:#x}, {} dynamic window(s), up to {} level(s)",
         opts.device, info.ddw, info.page_sizes, info.max_windows, info.levels
     );
@@ -336,13 +337,13 @@ pub fn run(opts: &Options) -> Result<bool> {
     let liobn = p.liobn;
     let bus = p.offset << p.page_shift;
     println!(
-        "tce-vmm: vfio: the guest created LIOBN {liobn:#x}: {:#x} entries of 64 KiB at bus \
+        "tce-vmm-test: vfio: the guest created LIOBN {liobn:#x}: {:#x} entries of 64 KiB at bus \
          address {bus:#x}",
         p.size
     );
     match vmm.hw_window(liobn) {
         Some(hw) if hw.start == bus && hw.groups == [gnum] => {
-            println!("tce-vmm: vfio: hardware window at {bus:#x}, group {gnum} attached")
+            println!("tce-vmm-test: vfio: hardware window at {bus:#x}, group {gnum} attached")
         }
         other => found.fail(format!(
             "the window has hardware window {other:?}, want one at {bus:#x} with group {gnum}"
@@ -376,7 +377,7 @@ pub fn run(opts: &Options) -> Result<bool> {
             calls.len()
         ));
     }
-    let path = vmm.paths.get(liobn).ok_or(Error::WindowGone { liobn })?;
+    let path = vmm.paths.get(liobn).ok_or(VmmError::WindowGone { liobn })?;
     let guest_entries = path.entries()?;
     for m in compare_entries("vfio", &guest_entries, &reference.entries()) {
         found.fail(m.to_string());
@@ -390,7 +391,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     let default = vmm.accel_table(LIOBN_BASE.into())?;
     match vmm.hw_window(LIOBN_BASE.into()) {
         Some(w) if w.start == 0 && w.groups == [gnum] => println!(
-            "tce-vmm: vfio: the default window has its hardware window at 0, group {gnum} \
+            "tce-vmm-test: vfio: the default window has its hardware window at 0, group {gnum} \
              attached"
         ),
         other => found.fail(format!(
@@ -469,7 +470,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     }
     let (mapped, bad) = check_hw(&table, gfd, PAGE_SHIFT, &wants, &mut found);
     println!(
-        "tce-vmm: vfio: {} calls ({exits} exits), {} guest entries set, {mapped} hardware \
+        "tce-vmm-test: vfio: {} calls ({exits} exits), {} guest entries set, {mapped} hardware \
          entries mapped, {bad} wrong",
         calls.len(),
         guest_entries.len()
@@ -514,11 +515,13 @@ pub fn run(opts: &Options) -> Result<bool> {
         .unregister()
         .and_then(|()| last_page.map_or(Ok(()), |r| r.unregister()));
     match unregistered {
-        Ok(()) => println!("tce-vmm: vfio: guest RAM unregistered: every mapped page was returned"),
+        Ok(()) => {
+            println!("tce-vmm-test: vfio: guest RAM unregistered: every mapped page was returned")
+        }
         Err(e) => found.fail(crate::error::chain(&e)),
     }
     println!(
-        "tce-vmm vfio: {}: device {}, group {gnum}, {:#x} entries checked in hardware, {} \
+        "tce-vmm-test vfio: {}: device {}, group {gnum}, {:#x} entries checked in hardware, {} \
          failures; {:.1} s",
         if found.failures.is_empty() {
             "PASS"
@@ -581,7 +584,7 @@ fn check_v1_refused(device: &str, found: &mut Findings) -> Result<()> {
     dev.add_group(gfd)?;
     dev.del_group(gfd)?;
     println!(
-        "tce-vmm: vfio: a v1 container's group (window {:#x} entries of 4 KiB at {:#x}) was \
+        "tce-vmm-test: vfio: a v1 container's group (window {:#x} entries of 4 KiB at {:#x}) was \
          refused by both attaches",
         params.size,
         params.offset << 12
@@ -596,7 +599,7 @@ fn check_v1_refused(device: &str, found: &mut Findings) -> Result<()> {
 /// Then the page is registered again (`last`).
 fn check_unregistered(
     vmm: &Vmm,
-    vcpu: &mut crate::kvm::Vcpu,
+    vcpu: &mut tce_vmm::kvm::Vcpu,
     p: &WindowParams,
     container: &Arc<Container>,
     last: &mut Option<vfio::Registration>,
@@ -653,7 +656,7 @@ fn check_unregistered(
         left += check_hw(&table, g, p.page_shift, &zeros, found).1;
     }
     println!(
-        "tce-vmm: vfio: H_PUT_TCE and H_PUT_TCE_INDIRECT naming a page that is not \
+        "tce-vmm-test: vfio: H_PUT_TCE and H_PUT_TCE_INDIRECT naming a page that is not \
          preregistered: {codes:?} after {exits} exits, {left} entries changed"
     );
     *last = Some(container.register_memory(ua, size)?);
@@ -671,7 +674,7 @@ const FIRE: std::time::Duration = std::time::Duration::from_millis(1500);
 /// unregistration of guest RAM then proves that no mapped count was lost in the race.
 fn remove_under_fire(
     vmm: &Vmm,
-    vcpu: &mut crate::kvm::Vcpu,
+    vcpu: &mut tce_vmm::kvm::Vcpu,
     p: &WindowParams,
     found: &mut Findings,
 ) -> Result<()> {
@@ -743,7 +746,7 @@ fn remove_under_fire(
         ));
     }
     println!(
-        "tce-vmm: vfio: window removed while vCPU 1 used it: {before} calls succeeded before, \
+        "tce-vmm-test: vfio: window removed while vCPU 1 used it: {before} calls succeeded before, \
          {after} got H_PARAMETER after, {wrong} wrong ({rounds} rounds)"
     );
     Ok(())
@@ -781,7 +784,7 @@ fn own_window(
 }
 
 /// The results of the guest's calls, by name.
-fn outcomes(vmm: &Vmm, vcpu: &mut crate::kvm::Vcpu, calls: &[Hcall]) -> Result<Vec<String>> {
+fn outcomes(vmm: &Vmm, vcpu: &mut tce_vmm::kvm::Vcpu, calls: &[Hcall]) -> Result<Vec<String>> {
     let mut job = Job::default();
     for c in calls {
         job.push(*c);
@@ -797,7 +800,7 @@ fn outcomes(vmm: &Vmm, vcpu: &mut crate::kvm::Vcpu, calls: &[Hcall]) -> Result<V
 /// kept mapping into the orphaned table and the preregistered memory stayed pinned.
 fn orphaned_window(
     vmm: &Vmm,
-    vcpu: &mut crate::kvm::Vcpu,
+    vcpu: &mut tce_vmm::kvm::Vcpu,
     container: &Container,
     gfd: std::os::fd::BorrowedFd<'_>,
     found: &mut Findings,
@@ -853,7 +856,7 @@ fn orphaned_window(
         }
     }
     println!(
-        "tce-vmm: vfio: hardware window removed under an attached table: the guest's map got \
+        "tce-vmm-test: vfio: hardware window removed under an attached table: the guest's map got \
          {}, its clears {} and {}; nothing left mapped",
         after[0], after[1], after[2]
     );
@@ -875,7 +878,7 @@ const STRESS_GUEST_ROUNDS: u64 = 100;
 /// run (the caller), which shows that no guest count was left behind either.
 fn shared_entry_stress(
     vmm: &Vmm,
-    vcpu: &mut crate::kvm::Vcpu,
+    vcpu: &mut tce_vmm::kvm::Vcpu,
     container: &Arc<Container>,
     gfd: std::os::fd::BorrowedFd<'_>,
     pagemap: &Pagemap,
@@ -1019,7 +1022,7 @@ fn shared_entry_stress(
         .remove_window(start)
         .map_err(hostile("VFIO_IOMMU_SPAPR_TCE_REMOVE"))?;
     println!(
-        "tce-vmm: vfio: shared entry: {rounds} guest rounds of 64 calls against {pairs} VFIO \
+        "tce-vmm-test: vfio: shared entry: {rounds} guest rounds of 64 calls against {pairs} VFIO \
          map/unmap pairs; entry {:#x} with user address {:#x} after it \
          (agree: {agree}); the VMM's region was busy exactly while VFIO mapped it",
         e.tce, e.ua
@@ -1040,7 +1043,7 @@ const SUBPAGES: u64 = 1 << (PAGE_SHIFT - 12);
 /// window back.
 fn check_subpages(
     vmm: &Vmm,
-    vcpu: &mut crate::kvm::Vcpu,
+    vcpu: &mut tce_vmm::kvm::Vcpu,
     gfd: std::os::fd::BorrowedFd<'_>,
     pagemap: &Pagemap,
     found: &mut Findings,
@@ -1094,7 +1097,7 @@ fn check_subpages(
             }
         }
         println!(
-            "tce-vmm: vfio: 64 KiB guest pages on 4 KiB hardware pages: {} entries mapped as \
+            "tce-vmm-test: vfio: 64 KiB guest pages on 4 KiB hardware pages: {} entries mapped as \
              {} hardware entries, cleared with H_STUFF_TCE, {wrong} wrong",
             mapped.len(),
             mapped.len() as u64 * SUBPAGES
@@ -1187,7 +1190,7 @@ const KVM_VFIO_LIOBN: u64 = 0x7100_0001;
 #[allow(clippy::too_many_arguments)]
 fn compare_kvm(
     vmm: &Vmm,
-    vcpu: &mut crate::kvm::Vcpu,
+    vcpu: &mut tce_vmm::kvm::Vcpu,
     p: &WindowParams,
     table: &tce_shim::KernelTable,
     gfd: std::os::fd::BorrowedFd<'_>,
@@ -1214,7 +1217,7 @@ fn compare_kvm(
         let hz = timebase_hz()?;
         let ns = |t: u64| t as f64 * 1e9 / hz as f64;
         println!(
-            "tce-vmm: vfio: H_PUT_TCE on a VFIO window, median: accel {:.0} ns, kvm (C path) \
+            "tce-vmm-test: vfio: H_PUT_TCE on a VFIO window, median: accel {:.0} ns, kvm (C path) \
              {:.0} ns, accel/kvm {:.2}",
             ns(a.median),
             ns(k.median),
@@ -1259,7 +1262,7 @@ fn compare_kvm(
         .collect();
     let (_, left) = check_hw(table, gfd, p.page_shift, &zeros, found);
     println!(
-        "tce-vmm: vfio: both windows cleared with H_STUFF_TCE, the group back on the accel \
+        "tce-vmm-test: vfio: both windows cleared with H_STUFF_TCE, the group back on the accel \
          window: {left} of {:#x} hardware entries left mapped",
         p.size
     );
@@ -1269,7 +1272,7 @@ fn compare_kvm(
 /// Times `calls` `H_PUT_TCE` on window `p` (`what`) from the guest's timebase.
 fn bench_put(
     vmm: &Vmm,
-    vcpu: &mut crate::kvm::Vcpu,
+    vcpu: &mut tce_vmm::kvm::Vcpu,
     p: &WindowParams,
     calls: u64,
     what: &str,
@@ -1294,7 +1297,7 @@ fn bench_put(
     if let Some(s) = &stats {
         let ns = |t: u64| t as f64 * 1e9 / hz as f64;
         println!(
-            "tce-vmm: vfio: bench: H_PUT_TCE on {what}: {calls} calls, min {} median {} p99 {} \
+            "tce-vmm-test: vfio: bench: H_PUT_TCE on {what}: {calls} calls, min {} median {} p99 {} \
              ticks (median {:.0} ns), {exits} exits, {failed} failed",
             s.min,
             s.median,

@@ -28,21 +28,22 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::guest::Job;
-use crate::hcall::{
-    code_name,
-    Hcall, //
-};
-use crate::memory::GuestAddress;
-use crate::paths::Backing;
-use crate::vmm::{
-    Vmm,
-    KVM_LIOBN,
-    WINDOW_PAGE_SHIFT, //
-};
 use tce_sys::{
     process,
     Userfault, //
+};
+use tce_vmm::error::Error as VmmError;
+use tce_vmm::guest::Job;
+use tce_vmm::hcall::{
+    code_name,
+    Hcall, //
+};
+use tce_vmm::memory::GuestAddress;
+use tce_vmm::paths::Backing;
+use tce_vmm::vmm::{
+    Vmm,
+    KVM_LIOBN,
+    WINDOW_PAGE_SHIFT, //
 };
 
 /// How `stall` runs.
@@ -126,9 +127,9 @@ pub fn run(opts: &Options) -> Result<bool> {
     let path = a
         .paths
         .get(KVM_LIOBN)
-        .ok_or(Error::WindowGone { liobn: KVM_LIOBN })?;
+        .ok_or(VmmError::WindowGone { liobn: KVM_LIOBN })?;
     let Backing::Kernel { table: mapped, .. } = &path.backing else {
-        return Err(Error::WindowGone { liobn: KVM_LIOBN });
+        return Err(VmmError::WindowGone { liobn: KVM_LIOBN }.into());
     };
     // The VMM reads entry 0 before any page exists: zeros, from the zero page.
     let before = mapped.load(0);
@@ -136,9 +137,11 @@ pub fn run(opts: &Options) -> Result<bool> {
     let page = process::page_size() as u64;
     let uffd = Userfault::new().map_err(ioctl("userfaultfd", "open and UFFDIO_API"))?;
     let list_ua = a.ram.host_addr() + LIST.0;
-    a.ram.discard(LIST, page).map_err(|_| Error::OutsideRam {
-        what: "the list page",
-    })?;
+    a.ram
+        .discard(LIST, page)
+        .map_err(|_| VmmError::OutsideRam {
+            what: "the list page",
+        })?;
     uffd.register_missing(list_ua, page).map_err(ioctl(
         "UFFDIO_REGISTER",
         format!("guest page {:#x}", LIST.0),
@@ -158,7 +161,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         ioba: 0,
     });
     println!(
-        "tce-vmm: stall: VM A issues H_PUT_TCE_INDIRECT on LIOBN {KVM_LIOBN:#x} with its list on \
+        "tce-vmm-test: stall: VM A issues H_PUT_TCE_INDIRECT on LIOBN {KVM_LIOBN:#x} with its list on \
          a missing userfaultfd page; VM B creates and closes {} tables meanwhile",
         opts.tables
     );
@@ -171,7 +174,7 @@ pub fn run(opts: &Options) -> Result<bool> {
             .map_err(ioctl("read", "userfaultfd"))?;
         let stuck = fault.is_some_and(|f| f & !(page - 1) == list_ua);
         println!(
-            "tce-vmm: stall: VM A's hypercall {} (fault at {:x?}, list page at {list_ua:#x})",
+            "tce-vmm-test: stall: VM A's hypercall {} (fault at {:x?}, list page at {list_ua:#x})",
             if stuck {
                 "waits on the list page"
             } else {
@@ -187,7 +190,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         drop(b);
         let still = !guest.is_finished();
         println!(
-            "tce-vmm: stall: VM B: {} tables created and closed in {:.3} s; slowest create {:.3} \
+            "tce-vmm-test: stall: VM B: {} tables created and closed in {:.3} s; slowest create {:.3} \
              ms, slowest close {:.3} ms (limit {} ms); VM A's hypercall still waiting: {still}",
             worst.done,
             t.elapsed().as_secs_f64(),
@@ -207,11 +210,11 @@ pub fn run(opts: &Options) -> Result<bool> {
         let finished = put.r3 == 0 && get.r3 == 0 && get.r4 == tce as u64 && before == 0;
         let fresh = seen == tce as u64;
         println!(
-            "tce-vmm: stall: entry 0 through the VMM's mapping: {before:#x} before the call, \
+            "tce-vmm-test: stall: entry 0 through the VMM's mapping: {before:#x} before the call, \
              {seen:#x} after it (want {tce:#x}: no stale zero page)"
         );
         println!(
-            "tce-vmm: stall: VM A's hypercall finished once the page came: {}, then H_GET_TCE: \
+            "tce-vmm-test: stall: VM A's hypercall finished once the page came: {}, then H_GET_TCE: \
              {} {:#x} (want H_SUCCESS {tce:#x})",
             code_name(put.r3),
             code_name(get.r3),
@@ -221,7 +224,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         Ok(stuck && still && fast && finished && fresh)
     })?;
     println!(
-        "tce-vmm stall: {}: one VM's hypercall waiting on userfaultfd did not delay another \
+        "tce-vmm-test stall: {}: one VM's hypercall waiting on userfaultfd did not delay another \
          VM's table create and close",
         if outcome { "PASS" } else { "FAIL" }
     );

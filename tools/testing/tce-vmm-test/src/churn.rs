@@ -28,14 +28,14 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::guest::Job;
-use crate::hcall::Hcall;
-use crate::kvm::Vcpu;
 use crate::stall::{
     Param,
     TAKEOVER, //
 };
-use crate::vmm::{
+use tce_vmm::guest::Job;
+use tce_vmm::hcall::Hcall;
+use tce_vmm::kvm::Vcpu;
+use tce_vmm::vmm::{
     Vmm,
     KVM_LIOBN,
     WINDOW_PAGE_SHIFT, //
@@ -136,7 +136,10 @@ pub fn run(opts: &Options) -> Result<bool> {
         for i in 0..opts.tables {
             drop(a.create_kvm_table(&window(i % 4))?);
             if (i + 1) % 10_000 == 0 {
-                println!("tce-vmm: churn: VM A: {} tables created and closed", i + 1);
+                println!(
+                    "tce-vmm-test: churn: VM A: {} tables created and closed",
+                    i + 1
+                );
             }
         }
         Ok(opts.tables)
@@ -160,7 +163,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     let ratio = x as f64 / q.max(c).max(1) as f64;
     let quiet_enough = ratio <= MAX_RATIO;
     println!(
-        "tce-vmm: churn: VM B's H_PUT_TCE median: quiet {q} ticks ({} calls); while VM A \
+        "tce-vmm-test: churn: VM B's H_PUT_TCE median: quiet {q} ticks ({} calls); while VM A \
          created and closed {made} tables in {:.1} s, {x} ticks ({} calls); control (a thread \
          opening /dev/null {pipes} times as long), {c} ticks ({} calls); churn / max(quiet, control) \
          {ratio:.2} (limit {MAX_RATIO})",
@@ -190,7 +193,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     let locked_after = tce_sys::process::vmlck_kb().ok();
     let limited = made_at_most == max && refused == Some(Errno::NOSPC.raw_os_error());
     println!(
-        "tce-vmm: churn: VM A got {made_at_most} tables, then {} (max_tables_per_vm {max}, want \
+        "tce-vmm-test: churn: VM A got {made_at_most} tables, then {} (max_tables_per_vm {max}, want \
          ENOSPC there); VmLck {locked_before:?} kB before, {locked_after:?} kB after closing them",
         refused.map_or("no refusal".into(), |e| std::io::Error::from_raw_os_error(
             e
@@ -199,7 +202,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     );
     let ok = quiet_enough && limited && locked_before == locked_after;
     println!(
-        "tce-vmm churn: {}: another VM's table churn left VM B's hypercalls alone, and the \
+        "tce-vmm-test churn: {}: another VM's table churn left VM B's hypercalls alone, and the \
          per-VM limit held",
         if ok { "PASS" } else { "FAIL" }
     );

@@ -20,17 +20,6 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::guest::{
-    CallResult,
-    MAX_VCPUS, //
-};
-use crate::hcall::{
-    code_name,
-    Hcall,
-    H_PARAMETER, //
-};
-use crate::kvm::Vcpu;
-use crate::paths::PathKind;
 use crate::reference::{
     compare_calls,
     compare_entries,
@@ -42,11 +31,23 @@ use crate::scenario::{
     self,
     Sequence, //
 };
-use crate::vmm::{
+use tce_sys::process;
+use tce_vmm::error::Error as VmmError;
+use tce_vmm::guest::{
+    CallResult,
+    MAX_VCPUS, //
+};
+use tce_vmm::hcall::{
+    code_name,
+    Hcall,
+    H_PARAMETER, //
+};
+use tce_vmm::kvm::Vcpu;
+use tce_vmm::paths::PathKind;
+use tce_vmm::vmm::{
     Vmm,
     Windows, //
 };
-use tce_sys::process;
 
 /// How `check` runs.
 #[derive(Clone, Copy, Debug)]
@@ -75,13 +76,13 @@ struct Findings {
 impl Findings {
     fn mismatches(&mut self, m: Vec<Mismatch>) {
         for x in m.iter().take(SHOWN.saturating_sub(self.mismatches.len())) {
-            println!("tce-vmm: MISMATCH: {x}");
+            println!("tce-vmm-test: MISMATCH: {x}");
         }
         self.mismatches.extend(m);
     }
 
     fn fail(&mut self, msg: String) {
-        println!("tce-vmm: FAILED: {msg}");
+        println!("tce-vmm-test: FAILED: {msg}");
         self.failures.push(msg);
     }
 }
@@ -98,7 +99,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     let correct = scenario::correctness(&windows.params, opts.calls, opts.seed)?;
     let hostile = scenario::hostile(&windows.params)?;
     println!(
-        "tce-vmm: sequences: correctness {} calls (seed {}), hostile {} calls; the kvm path \
+        "tce-vmm-test: sequences: correctness {} calls (seed {}), hostile {} calls; the kvm path \
          leaves out {} + {} calls where Linux's C path differs by design",
         correct.calls(),
         opts.seed,
@@ -125,7 +126,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     let ok = found.mismatches.is_empty() && found.failures.is_empty();
     let exits = vmm.paths.exits();
     println!(
-        "tce-vmm check: {}: {} calls checked against the simulator on 3 paths, {} mismatches; \
+        "tce-vmm-test check: {}: {} calls checked against the simulator on 3 paths, {} mismatches; \
          hostile run: {} vCPUs x {} calls while the window was removed: {} H_SUCCESS, {} \
          H_PARAMETER, {} invalid; {} failed checks; exits to the VMM: accel {}, kvm {}, user \
          {}, unknown LIOBN {}, H_TOO_HARD answered H_PARAMETER {}; {:.1} s",
@@ -152,7 +153,7 @@ pub fn run(opts: &Options) -> Result<bool> {
 fn describe(w: &Windows) {
     let p = &w.params;
     println!(
-        "tce-vmm: windows: accel LIOBN {:#x} (tce_accel, made by ibm,create-pe-dma-window \
+        "tce-vmm-test: windows: accel LIOBN {:#x} (tce_accel, made by ibm,create-pe-dma-window \
          through the DDW shim), kvm LIOBN {:#x} (KVM_CREATE_SPAPR_TCE_64), user LIOBN {:#x} \
          (engine in the VMM); each {} KiB pages, bus address {:#x}, {:#x} entries",
         w.accel,
@@ -193,13 +194,13 @@ impl SequenceRun<'_> {
         let path = vmm
             .paths
             .get(windows.liobn(kind))
-            .ok_or(Error::WindowGone {
+            .ok_or(VmmError::WindowGone {
                 liobn: windows.liobn(kind),
             })?;
         let entries = path.entries()?;
         let t = compare_entries(kind.name(), &entries, &reference.entries());
         println!(
-            "tce-vmm: {what}: {} path: {} calls ({}), {} exits to the VMM ({} for an unknown \
+            "tce-vmm-test: {what}: {} path: {} calls ({}), {} exits to the VMM ({} for an unknown \
              LIOBN), {} mismatches; table: {} non-zero entries read back through the mapping, {} \
              mismatches",
             kind.name(),
@@ -286,7 +287,7 @@ fn hammer(
                     let r = vmm.run_job(&mut vcpu, area, &pj.job, &|| {
                         let _ = tx.send(area);
                     });
-                    (r, started.elapsed())
+                    (r.map_err(Error::from), started.elapsed())
                 })
             })
             .collect();
@@ -336,7 +337,7 @@ fn hammer(
             }
         }
         println!(
-            "tce-vmm: hammer: vCPU {}: {} calls: {ok} H_SUCCESS, {param} H_PARAMETER; done at \
+            "tce-vmm-test: hammer: vCPU {}: {} calls: {ok} H_SUCCESS, {param} H_PARAMETER; done at \
              {:.3} s",
             v + 1,
             ok + param,
@@ -346,7 +347,7 @@ fn hammer(
         h.parameter += param;
     }
     println!(
-        "tce-vmm: hammer: window {:#x} removed at {:.3} s, the last vCPU finished at {:.3} s; \
+        "tce-vmm-test: hammer: window {:#x} removed at {:.3} s, the last vCPU finished at {:.3} s; \
          {} exits to the VMM on the accel path, {} for the unknown LIOBN",
         windows.accel,
         removed_at.as_secs_f64(),
@@ -359,7 +360,7 @@ fn hammer(
     }
     if h.parameter == 0 {
         println!(
-            "tce-vmm: note: hammer: every vCPU finished before the removal took effect; raise \
+            "tce-vmm-test: note: hammer: every vCPU finished before the removal took effect; raise \
              --hammer-calls to overlap them"
         );
     }

@@ -26,7 +26,7 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::guest::{
+use tce_vmm::guest::{
     CallResult,
     GuestCall,
     Job,
@@ -34,13 +34,13 @@ use crate::guest::{
     MAX_VCPUS,
     RAM_SIZE, //
 };
-use crate::hcall::{
+use tce_vmm::hcall::{
     code_name,
     Hcall,
     H_PARAMETER, //
 };
-use crate::paths::PathKind;
-use crate::vmm::{
+use tce_vmm::paths::PathKind;
+use tce_vmm::vmm::{
     Vmm,
     KVM_LIOBN,
     WINDOW_PAGE_SHIFT, //
@@ -213,7 +213,7 @@ impl Counts {
                     _ => String::new(),
                 };
                 println!(
-                    "tce-vmm: FAILED: hammer: vCPU {vcpu} call {i} of job {}: {call}: got {}{r4}, \
+                    "tce-vmm-test: FAILED: hammer: vCPU {vcpu} call {i} of job {}: {call}: got {}{r4}, \
                      want {}",
                     self.jobs,
                     code_name(got.r3),
@@ -241,7 +241,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         vcpus.push(vmm.create_vcpu(id)?);
     }
     println!(
-        "tce-vmm: hammer: {n} vCPUs for {:.1} s: H_PUT_TCE, H_GET_TCE, H_STUFF_TCE on LIOBN \
+        "tce-vmm-test: hammer: {n} vCPUs for {:.1} s: H_PUT_TCE, H_GET_TCE, H_STUFF_TCE on LIOBN \
          {UNOWNED_LIOBN:#x} (no table anywhere: the VMM answers H_PARAMETER) \
          and on LIOBN {KVM_LIOBN:#x} (KVM_CREATE_SPAPR_TCE_64, {KVM_WINDOW_ENTRIES:#x} entries)",
         opts.duration.as_secs_f64()
@@ -282,7 +282,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         if running == n {
             // The line tce-init waits for before it unloads the module; flushed by println.
             println!(
-                "tce-vmm: hammer: running: all {n} vCPUs are issuing hypercalls after {:.3} s",
+                "tce-vmm-test: hammer: running: all {n} vCPUs are issuing hypercalls after {:.3} s",
                 started.elapsed().as_secs_f64()
             );
         }
@@ -298,7 +298,7 @@ pub fn run(opts: &Options) -> Result<bool> {
     for (v, outcome) in outcomes.into_iter().enumerate() {
         let c = outcome?;
         println!(
-            "tce-vmm: hammer: vCPU {v}: {} jobs: unowned LIOBN {} calls, {} H_PARAMETER; kvm \
+            "tce-vmm-test: hammer: vCPU {v}: {} jobs: unowned LIOBN {} calls, {} H_PARAMETER; kvm \
              LIOBN {} calls, {} right; {} wrong",
             c.jobs, c.unowned, c.parameter, c.kvm, c.kvm_right, c.wrong
         );
@@ -307,17 +307,19 @@ pub fn run(opts: &Options) -> Result<bool> {
     let kvm_exits = exits.of(PathKind::Kvm);
     let ok = total.wrong == 0 && kvm_exits == 0 && exits.unknown_liobn == total.unowned;
     if kvm_exits != 0 {
-        println!("tce-vmm: FAILED: hammer: {kvm_exits} calls on KVM's window exited to the VMM");
+        println!(
+            "tce-vmm-test: FAILED: hammer: {kvm_exits} calls on KVM's window exited to the VMM"
+        );
     }
     if exits.unknown_liobn != total.unowned {
         println!(
-            "tce-vmm: FAILED: hammer: {} exits to the VMM for the unowned LIOBN, want one per \
+            "tce-vmm-test: FAILED: hammer: {} exits to the VMM for the unowned LIOBN, want one per \
              call ({})",
             exits.unknown_liobn, total.unowned
         );
     }
     println!(
-        "tce-vmm hammer: {}: {n} vCPUs, {:.1} s, {} jobs: unowned LIOBN {UNOWNED_LIOBN:#x}: {} \
+        "tce-vmm-test hammer: {}: {n} vCPUs, {:.1} s, {} jobs: unowned LIOBN {UNOWNED_LIOBN:#x}: {} \
          calls, {} H_PARAMETER, {} exits to the VMM; kvm LIOBN {KVM_LIOBN:#x}: {} calls, {} \
          H_SUCCESS with the right entry ({} entries read back), {} exits to the VMM; {} wrong \
          answers",

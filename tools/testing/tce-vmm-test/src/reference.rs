@@ -2,7 +2,7 @@
 //! The reference: the same calls replayed on tce-sim's simulated machine, and the comparison.
 //!
 //! The simulated machine runs the engine on a simulated host, with the guest's RAM as one slot
-//! and the TCE lists the job stored. The VMM's two rules ([`crate::hcall`]) are applied to its
+//! and the TCE lists the job stored. The VMM's two rules ([`tce_vmm::hcall`]) are applied to its
 //! answers exactly as the VMM applies them to the exits it answers, so every path must give
 //! the guest what the reference gives.
 
@@ -17,12 +17,12 @@ use tce_engine::window::WindowParams;
 use tce_model::host::SimHost;
 use tce_model::machine::Machine;
 
-use crate::guest::{
+use tce_vmm::guest::{
     CallResult,
     Job,
     RAM_SIZE, //
 };
-use crate::hcall::{
+use tce_vmm::hcall::{
     code_name,
     is_big_stuff,
     stuff_in_chunks,
@@ -234,4 +234,68 @@ pub fn tally(results: &[CallResult]) -> String {
         .map(|(c, n)| format!("{} {n}", code_name(*c)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod answers {
+    //! The VMM's answers to exits (`tce_vmm::paths`) against the reference.
+    use crate::reference::{
+        compare_entries,
+        Reference, //
+    };
+    use crate::scenario;
+    use tce_engine::window::WindowParams;
+    use tce_sys::process;
+    use tce_vmm::guest::RAM_SIZE;
+    use tce_vmm::memory::GuestRam;
+    use tce_vmm::paths::{
+        PathKind,
+        Paths, //
+    };
+    use tce_vmm::table::MappedTable;
+    use tce_vmm::table::Owner;
+
+    /// The VMM's answers on an engine table and on a mapped table (a memfd standing in for a
+    /// kernel table whose hypercalls all exit) are the reference's, call by call and entry by
+    /// entry, for the correctness and the hostile sequences.
+    #[test]
+    fn exits_are_answered_as_the_reference_answers() {
+        let ram = GuestRam::new(RAM_SIZE as usize).unwrap();
+        let shift = process::page_size().trailing_zeros();
+        let paths = Paths::new(shift);
+        let window = |liobn| WindowParams::new(liobn, 12, 1 << 47, 1 << 20);
+        let (kernel, user) = (0x8000_0001, 0x7200_0000);
+        let fd = process::memfd("tce-vmm-test", window(kernel).size * 8).unwrap();
+        let table = MappedTable::new(Owner::Kvm(fd), window(kernel)).unwrap();
+        paths.add_kernel(PathKind::Accel, table).unwrap();
+        paths.add_user(window(user)).unwrap();
+
+        let p = window(0);
+        let seqs = [
+            scenario::correctness(&p, 3000, 5).unwrap(),
+            scenario::hostile(&p).unwrap(),
+        ];
+        for liobn in [kernel, user] {
+            let mut reference = Reference::new(window(liobn), shift);
+            for seq in &seqs {
+                // Every call, also those the kvm path leaves out: this is the engine on both.
+                let pj = seq.for_path(PathKind::Accel, liobn);
+                for (at, list) in &pj.job.lists {
+                    ram.write_be64(*at, list).unwrap();
+                }
+                reference.store_lists(&pj.job);
+                for (i, call) in pj.calls.iter().flatten().enumerate() {
+                    let got = paths.answer(&ram, call).reply();
+                    let want = reference.expect(call);
+                    assert_eq!(got, want, "LIOBN {liobn:#x}, call {i}: {call}");
+                }
+                let got = paths.get(liobn).unwrap().entries().unwrap();
+                assert!(!got.is_empty());
+                assert_eq!(compare_entries("test", &got, &reference.entries()), []);
+            }
+        }
+        let exits = paths.exits();
+        assert!(exits.of(PathKind::Accel) > 0 && exits.of(PathKind::User) > 0);
+        assert!(exits.unknown_liobn > 0 && exits.too_hard > 0);
+    }
 }

@@ -17,7 +17,7 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::guest::{
+use tce_vmm::guest::{
     list_page,
     GuestCall,
     Job,
@@ -25,12 +25,12 @@ use crate::guest::{
     LIST_PAGES,
     RAM_SIZE, //
 };
-use crate::hcall::{
+use tce_vmm::hcall::{
     Hcall,
     STUFF_NONZERO_MAX, //
 };
-use crate::memory::GuestAddress;
-use crate::paths::PathKind;
+use tce_vmm::memory::GuestAddress;
+use tce_vmm::paths::PathKind;
 
 /// Stands for the path's LIOBN in a sequence; no real window has it.
 const PATH_LIOBN: u64 = 0x5a5a_0000_0000_0001;
@@ -410,8 +410,8 @@ pub fn bad_liobns() -> [u64; 5] {
         0,
         0xffff_ffff,
         u64::MAX,
-        u64::from(crate::vmm::LIOBN_BASE) + 2,
-        crate::vmm::USER_LIOBN + 1,
+        u64::from(tce_vmm::vmm::LIOBN_BASE) + 2,
+        tce_vmm::vmm::USER_LIOBN + 1,
     ]
 }
 

@@ -18,12 +18,12 @@ use crate::error::{
     Error,
     Result, //
 };
-use crate::paths::PathKind;
 use crate::scenario::{
     self,
     BenchCall, //
 };
-use crate::vmm::Vmm;
+use tce_vmm::paths::PathKind;
+use tce_vmm::vmm::Vmm;
 
 /// The prefix of the JSON line, for the host to find it in the console log.
 pub const JSON_MARKER: &str = "TCE_VMM_JSON ";
@@ -98,7 +98,7 @@ pub fn run(calls: usize) -> Result<bool> {
     let windows = vmm.set_up_windows(&mut vcpu)?;
     let p = windows.params;
     println!(
-        "tce-vmm bench: {calls} calls per hypercall and path; timebase {hz} Hz; windows of \
+        "tce-vmm-test bench: {calls} calls per hypercall and path; timebase {hz} Hz; windows of \
          {:#x} entries of {} KiB at bus address {:#x}: accel LIOBN {:#x}, kvm {:#x}, user \
          {:#x}; H_STUFF_TCE clears {STUFF_NPAGES} entries per call",
         p.size,
@@ -122,7 +122,7 @@ pub fn run(calls: usize) -> Result<bool> {
                 continue;
             };
             println!(
-                "tce-vmm: bench: {} on the {} path: median {} ticks, {exits} exits{}",
+                "tce-vmm-test: bench: {} on the {} path: median {} ticks, {exits} exits{}",
                 call.label(),
                 path.name(),
                 stats.median,
@@ -147,7 +147,7 @@ pub fn run(calls: usize) -> Result<bool> {
     print_json(&rows, &ratios, calls, hz, &windows);
     let failed: usize = rows.iter().map(|r| r.failed).sum();
     println!(
-        "tce-vmm bench: {}: {} rows, {failed} failed calls; {:.1} s",
+        "tce-vmm-test bench: {}: {} rows, {failed} failed calls; {:.1} s",
         if failed == 0 { "PASS" } else { "FAIL" },
         rows.len(),
         started.elapsed().as_secs_f64()
@@ -247,7 +247,7 @@ impl Ratios {
     }
 }
 
-fn print_json(rows: &[Row], ratios: &Ratios, calls: usize, hz: u64, w: &crate::vmm::Windows) {
+fn print_json(rows: &[Row], ratios: &Ratios, calls: usize, hz: u64, w: &tce_vmm::vmm::Windows) {
     let results: Vec<_> = rows
         .iter()
         .map(|r| {
