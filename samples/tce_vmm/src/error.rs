@@ -35,7 +35,7 @@ pub enum Error {
     /// KVM reports another API version.
     #[error(
         "KVM_GET_API_VERSION returned {version}, not {}",
-        crate::uapi::KVM_API_VERSION
+        tce_uapi::kvm::KVM_API_VERSION
     )]
     ApiVersion {
         /// The version KVM reported.

@@ -7,7 +7,6 @@ use std::fs::{
 };
 use std::os::fd::{
     AsFd,
-    AsRawFd,
     BorrowedFd,
     OwnedFd, //
 };
@@ -22,29 +21,23 @@ use crate::error::{
     Result, //
 };
 use crate::memory::GuestRam;
-use crate::uapi::{
+use tce_sys::{
+    kvm,
+    process,
+    Mmap, //
+};
+use tce_uapi::kvm::{
     CreateSpaprTce64,
     EnableCap,
     MemoryRegion,
     Regs,
     RunHeader,
-    VfioSpaprTce,
     KVM_API_VERSION,
     KVM_CAP_PPC_ENABLE_HCALL,
     KVM_CAP_PPC_PAPR,
-    KVM_DEV_TYPE_VFIO,
-    KVM_DEV_VFIO_FILE,
-    KVM_DEV_VFIO_FILE_ADD,
-    KVM_DEV_VFIO_FILE_DEL,
-    KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE,
     KVM_EXIT_INTR,
     KVM_EXIT_PAPR_HCALL,
     KVM_VM_PPC_HV, //
-};
-use tce_sys::{
-    kvm,
-    process,
-    Mmap, //
 };
 
 /// `/dev/kvm`.
@@ -109,6 +102,11 @@ pub struct Vm {
 }
 
 impl Vm {
+    /// The VM's file descriptor, for ioctls this type does not wrap.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// A duplicate of the VM's file descriptor, for the DDW shim's tables.
     pub fn dup_fd(&self) -> Result<OwnedFd> {
         process::dup(self.fd.as_fd()).map_err(ioctl("F_DUPFD_CLOEXEC", "of the VM descriptor"))
@@ -136,14 +134,6 @@ impl Vm {
             "KVM_ENABLE_CAP",
             format!("KVM_CAP_PPC_ENABLE_HCALL for {name} ({nr:#x})"),
         ))
-    }
-
-    /// Creates the VM's KVM-VFIO device (`KVM_CREATE_DEVICE`, `KVM_DEV_TYPE_VFIO`), through
-    /// which KVM's own TCE tables get VFIO groups' hardware tables the stock way.
-    pub fn create_vfio_device(&self) -> Result<KvmVfio> {
-        let fd = kvm::create_device(self.fd.as_fd(), KVM_DEV_TYPE_VFIO)
-            .map_err(ioctl("KVM_CREATE_DEVICE", "KVM_DEV_TYPE_VFIO"))?;
-        Ok(KvmVfio { fd })
     }
 
     /// Creates one of KVM's own TCE tables (`KVM_CREATE_SPAPR_TCE_64`), returning its descriptor.
@@ -280,57 +270,5 @@ impl Vcpu {
         if let Some(r4) = r4 {
             self.run.write_u64(RUN_HCALL_ARGS, r4);
         }
-    }
-}
-
-/// The KVM-VFIO device of a VM: VFIO groups known to KVM, and their hardware tables attached to
-/// KVM's own TCE tables (the stock C path's way, `virt/kvm/vfio.c`).
-pub struct KvmVfio {
-    fd: OwnedFd,
-}
-
-impl KvmVfio {
-    /// Adds VFIO group file `group` (`KVM_DEV_VFIO_FILE_ADD`).
-    pub fn add_group(&self, group: BorrowedFd<'_>) -> Result<()> {
-        let raw: i32 = group.as_raw_fd();
-        kvm::set_device_attr(
-            self.fd.as_fd(),
-            KVM_DEV_VFIO_FILE,
-            KVM_DEV_VFIO_FILE_ADD,
-            &raw,
-        )
-        .map_err(ioctl("KVM_SET_DEVICE_ATTR", "KVM_DEV_VFIO_FILE_ADD"))
-    }
-
-    /// Removes VFIO group file `group` (`KVM_DEV_VFIO_FILE_DEL`); KVM detaches its hardware
-    /// tables from KVM's TCE tables.
-    pub fn del_group(&self, group: BorrowedFd<'_>) -> Result<()> {
-        let raw: i32 = group.as_raw_fd();
-        kvm::set_device_attr(
-            self.fd.as_fd(),
-            KVM_DEV_VFIO_FILE,
-            KVM_DEV_VFIO_FILE_DEL,
-            &raw,
-        )
-        .map_err(ioctl("KVM_SET_DEVICE_ATTR", "KVM_DEV_VFIO_FILE_DEL"))
-    }
-
-    /// Attaches the hardware table of `group` that matches KVM TCE table `table`
-    /// (`KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE`).
-    pub fn set_spapr_tce(&self, group: BorrowedFd<'_>, table: BorrowedFd<'_>) -> Result<()> {
-        let arg = VfioSpaprTce {
-            groupfd: group.as_raw_fd(),
-            tablefd: table.as_raw_fd(),
-        };
-        kvm::set_device_attr(
-            self.fd.as_fd(),
-            KVM_DEV_VFIO_FILE,
-            KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE,
-            &arg,
-        )
-        .map_err(ioctl(
-            "KVM_SET_DEVICE_ATTR",
-            "KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE",
-        ))
     }
 }

@@ -28,5 +28,4 @@ pub mod memory;
 pub mod paths;
 pub mod progress;
 pub mod table;
-pub mod uapi;
 pub mod vmm;

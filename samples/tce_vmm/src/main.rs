@@ -13,6 +13,10 @@
 use std::process::ExitCode;
 
 use tce_engine::tce::{
+    H_GET_TCE,
+    H_PUT_TCE,
+    H_PUT_TCE_INDIRECT,
+    H_STUFF_TCE,
     H_SUCCESS,
     TCE_RW, //
 };
@@ -22,6 +26,7 @@ use tce_vmm::error::{
 };
 use tce_vmm::guest::{
     list_page,
+    GuestCall,
     Job,
     RAM_SIZE, //
 };
@@ -66,67 +71,41 @@ fn run() -> Result<bool> {
         let ioba = |entry: u64| (p.offset + entry) * page;
         let mut job = Job::default();
         job.lists.insert(list_page(0), list.clone());
+        // (hypercall, r5, r6, r7, what the guest must get); r4 is the LIOBN.
         let calls = [
+            (H_PUT_TCE, ioba(0), tce(1), 0, Reply::success(None)),
+            (H_GET_TCE, ioba(0), 0, 0, Reply::success(Some(tce(1)))),
             (
-                Hcall::Put {
-                    liobn,
-                    ioba: ioba(0),
-                    tce: tce(1),
-                },
+                H_PUT_TCE_INDIRECT,
+                ioba(16),
+                list_page(0).0,
+                RUN,
                 Reply::success(None),
             ),
             (
-                Hcall::Get {
-                    liobn,
-                    ioba: ioba(0),
-                },
-                Reply::success(Some(tce(1))),
-            ),
-            (
-                Hcall::Indirect {
-                    liobn,
-                    ioba: ioba(16),
-                    list: list_page(0).0,
-                    npages: RUN,
-                },
-                Reply::success(None),
-            ),
-            (
-                Hcall::Get {
-                    liobn,
-                    ioba: ioba(16 + RUN - 1),
-                },
+                H_GET_TCE,
+                ioba(16 + RUN - 1),
+                0,
+                0,
                 Reply::success(list.last().copied()),
             ),
-            (
-                Hcall::Stuff {
-                    liobn,
-                    ioba: ioba(16),
-                    value: 0,
-                    npages: RUN,
-                },
-                Reply::success(None),
-            ),
-            (
-                Hcall::Get {
-                    liobn,
-                    ioba: ioba(16),
-                },
-                Reply::success(Some(0)),
-            ),
+            (H_STUFF_TCE, ioba(16), 0, RUN, Reply::success(None)),
+            (H_GET_TCE, ioba(16), 0, 0, Reply::success(Some(0))),
         ];
-        for (call, _) in &calls {
-            job.push(*call);
+        for &(nr, a, b, c, _) in &calls {
+            job.push(GuestCall {
+                nr,
+                args: [liobn, a, b, c],
+            });
         }
         let exits_before = vmm.paths.exits();
         let results = vmm.run_job(&mut vcpu, 0, &job, &|| {})?;
         let exits = vmm.paths.exits().since(&exits_before).of(kind);
-        for ((call, want), got) in calls.iter().zip(&results) {
-            let got = Reply {
-                r3: got.r3,
-                r4: (got.r3 == H_SUCCESS && matches!(call, Hcall::Get { .. })).then_some(got.r4),
-            };
-            if got != *want {
+        for (&(nr, a, b, c, want), got) in calls.iter().zip(&results) {
+            let r4 = (got.r3 == H_SUCCESS && nr == H_GET_TCE).then_some(got.r4);
+            let got = Reply { r3: got.r3, r4 };
+            if got != want {
+                let call = Hcall::decode(nr, &[liobn, a, b, c]).expect("a TCE hypercall");
                 println!(
                     "tce-vmm: {} path: {call}: got {got}, want {want}",
                     kind.name()

@@ -3,7 +3,6 @@
 //! `tce_accel` tables, the three paths, and the vCPU loop that answers the guest's exits.
 
 use std::collections::BTreeSet;
-use std::os::fd::OwnedFd;
 use std::sync::{
     Arc,
     Mutex,
@@ -24,8 +23,6 @@ use tce_engine::window::WindowParams;
 use tce_shim::vfio::Container;
 use tce_shim::{
     HwTables,
-    HwWindowInfo,
-    KernelTable,
     KernelTables,
     Shim,
     Table, //
@@ -57,7 +54,6 @@ use crate::hcall::{
 use crate::kvm::{
     Exit,
     Kvm,
-    KvmVfio,
     Vcpu,
     Vm, //
 };
@@ -74,11 +70,11 @@ use crate::table::{
     MappedTable,
     Owner, //
 };
-use crate::uapi::{
+use tce_sys::process;
+use tce_uapi::kvm::{
     KVM_CAP_PPC_ENABLE_HCALL,
     KVM_CAP_SPAPR_TCE_64, //
 };
-use tce_sys::process;
 
 /// The BUID of the VM's PHB.
 pub const BUID: u64 = 0x0800_0000_2000_0000;
@@ -218,46 +214,16 @@ impl Vmm {
         Ok(vmm)
     }
 
+    /// The VM.
+    pub fn vm(&self) -> &Vm {
+        &self.vm
+    }
+
     /// The DDW shim, locked; `None` in a VM without one.
-    fn shim(&self) -> Option<MutexGuard<'_, VmmShim>> {
+    pub fn shim(&self) -> Option<MutexGuard<'_, VmmShim>> {
         self.shim
             .as_ref()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Gives the PHB the VFIO groups of `container`: every DMA window the guest creates from
-    /// now on gets a hardware window of the container, with a table of `levels` levels, and
-    /// the groups attached to its table.
-    pub fn give_vfio(&self, container: Arc<Container>, levels: u32) -> Result<()> {
-        let mut shim = self.shim().ok_or(Error::NoShim)?;
-        let desc = PhbDesc::simulator_default(BUID, LIOBN_BASE);
-        let tables = shim.tables_mut();
-        tables.set_levels(levels);
-        tables.add_phb(&desc, container)?;
-        Ok(())
-    }
-
-    /// The hardware window of the accel window `liobn`, if it has one.
-    pub fn hw_window(&self, liobn: u64) -> Option<HwWindowInfo> {
-        self.shim()?.tables().hw_window(liobn)
-    }
-
-    /// Creates the VM's KVM-VFIO device, for tests of how KVM attaches groups to tables.
-    pub fn create_vfio_device(&self) -> Result<crate::kvm::KvmVfio> {
-        self.vm.create_vfio_device()
-    }
-
-    /// A set of `tce_accel` tables of the VM outside the shim and its PHB, for tests of bad
-    /// input; its tables close when it is dropped.
-    pub fn scratch_tables(&self) -> Result<KernelTables> {
-        Ok(KernelTables::open(self.vm.dup_fd()?)?)
-    }
-
-    /// The `tce_accel` table of the active window `liobn`.
-    pub fn accel_table(&self, liobn: u64) -> Result<Arc<KernelTable>> {
-        let shim = self.shim().ok_or(Error::NoShim)?;
-        let liobn = u32::try_from(liobn).map_err(|_| Error::WindowGone { liobn })?;
-        Ok(shim.table(liobn)?)
     }
 
     /// Creates vCPU `id`.
@@ -443,40 +409,12 @@ impl Vmm {
         Ok(windows)
     }
 
-    /// Creates a table with `KVM_CREATE_SPAPR_TCE_64` and hands its descriptor over, without a
-    /// window: for tests that only create and close tables.
-    pub fn create_kvm_table(&self, params: &WindowParams) -> Result<OwnedFd> {
-        self.vm.create_spapr_tce_64(params)
-    }
-
     /// Adds a window backed by one of KVM's own tables (`KVM_CREATE_SPAPR_TCE_64`), mapped
     /// by the VMM; KVM answers its hypercalls in the kernel.
     pub fn add_kvm_window(&self, params: WindowParams) -> Result<()> {
         let fd = self.vm.create_spapr_tce_64(&params)?;
         let table = MappedTable::new(Owner::Kvm(fd), params)?;
         self.paths.add_kernel(PathKind::Kvm, table)
-    }
-
-    /// Adds a window backed by one of KVM's own tables with VFIO group `group`'s matching
-    /// hardware table attached the stock way (`KVM_DEV_VFIO_FILE_ADD`, then
-    /// `KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE`), so that KVM's C code updates the hardware table;
-    /// returns the KVM-VFIO device, whose `del_group` detaches it again.
-    pub fn add_kvm_vfio_window(
-        &self,
-        params: WindowParams,
-        group: std::os::fd::BorrowedFd<'_>,
-    ) -> Result<KvmVfio> {
-        use std::os::fd::AsFd;
-        let fd = self.vm.create_spapr_tce_64(&params)?;
-        let dev = self.vm.create_vfio_device()?;
-        dev.add_group(group)?;
-        if let Err(e) = dev.set_spapr_tce(group, fd.as_fd()) {
-            let _ = dev.del_group(group);
-            return Err(e);
-        }
-        let table = MappedTable::new(Owner::Kvm(fd), params)?;
-        self.paths.add_kernel(PathKind::Kvm, table)?;
-        Ok(dev)
     }
 
     /// Runs `job` on `vcpu` (in job area `area`) from the payload's entry until the guest says

@@ -32,6 +32,7 @@ use crate::stall::{
     Param,
     TAKEOVER, //
 };
+use crate::vmm_ext::VmmTestExt;
 use tce_vmm::guest::Job;
 use tce_vmm::hcall::Hcall;
 use tce_vmm::kvm::Vcpu;

@@ -27,6 +27,7 @@ mod reference;
 mod scenario;
 mod stall;
 mod vfio;
+mod vmm_ext;
 
 use std::process::ExitCode;
 use std::time::Duration;

@@ -28,6 +28,7 @@ use crate::error::{
     Error,
     Result, //
 };
+use crate::vmm_ext::VmmTestExt;
 use tce_sys::{
     process,
     Userfault, //

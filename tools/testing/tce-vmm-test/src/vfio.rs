@@ -59,6 +59,7 @@ use crate::reference::{
     compare_entries,
     Reference, //
 };
+use crate::vmm_ext::VmmTestExt;
 use tce_sys::process;
 use tce_vmm::error::Error as VmmError;
 use tce_vmm::guest::{
