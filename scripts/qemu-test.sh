@@ -270,7 +270,7 @@ if json_line:
         f.write(json_line[len(marker):] + "\n")
     with open(logf, "a") as f:
         f.write(f"[qemu-test] {json_line}\n")
-    say(f"tce-vmm bench JSON: {bench_json} (also appended to the log)")
+    say(f"tce-vmm-test bench JSON: {bench_json} (also appended to the log)")
 
 say(f"{len(suites)} suites in {total} planned:")
 for s, n, d, c in suites:

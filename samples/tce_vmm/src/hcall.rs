@@ -19,7 +19,7 @@
 //! 3. **A call that changes a window with a VFIO hardware table and exits gets `H_HARDWARE`.**
 //!    The kernel exits when it cannot map the entry in the hardware (guest memory that is not
 //!    preregistered, for instance); writing it into the guest view alone would leave the
-//!    device without it, so the VMM fails the call and changes nothing (`tce-vmm vfio`).
+//!    device without it, so the VMM fails the call and changes nothing (`tce-vmm-test vfio`).
 
 use tce_engine::tce::{
     HcallError,

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `tce-vmm bench`: per-call latency of each TCE hypercall on the three paths, from the guest's timebase.
+//! `tce-vmm-test bench`: per-call latency of each TCE hypercall on the three paths, from the guest's timebase.
 //!
 //! For each hypercall the guest makes N calls on each path in turn, reading the timebase just
 //! before and after `sc 1`. The table gives min, median and p99 in timebase ticks and in ns
@@ -89,7 +89,7 @@ pub fn timebase_hz() -> Result<u64> {
         .ok_or(Error::Timebase)
 }
 
-/// Runs `tce-vmm bench` with `calls` calls per row; returns whether every call succeeded.
+/// Runs `tce-vmm-test bench` with `calls` calls per row; returns whether every call succeeded.
 pub fn run(calls: usize) -> Result<bool> {
     let started = Instant::now();
     let hz = timebase_hz()?;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `tce-vmm check`: every result on the three paths against the simulator, and a hostile guest.
+//! `tce-vmm-test check`: every result on the three paths against the simulator, and a hostile guest.
 //!
 //! 1. The correctness sequence and the hostile sequence run on each path in turn (vCPU 0);
 //!    every r3 (and r4 of a successful `H_GET_TCE`) is compared with the reference, then the
@@ -87,7 +87,7 @@ impl Findings {
     }
 }
 
-/// Runs `tce-vmm check`; returns whether everything checked out.
+/// Runs `tce-vmm-test check`; returns whether everything checked out.
 pub fn run(opts: &Options) -> Result<bool> {
     let started = Instant::now();
     let vmm = Vmm::new()?;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `tce-vmm churn`: one VM creates and closes tables as fast as it can; another VM's hypercalls
+//! `tce-vmm-test churn`: one VM creates and closes tables as fast as it can; another VM's hypercalls
 //! must not get slower for it, and the first VM cannot have more tables than the module allows.
 //!
 //! VM B times `H_PUT_TCE` on a window tce_accel serves, in three phases: quiet; while VM A
@@ -122,7 +122,7 @@ fn phase<T: Send>(
     })
 }
 
-/// Runs `tce-vmm churn`; returns whether VM B did not notice VM A and the limit held.
+/// Runs `tce-vmm-test churn`; returns whether VM B did not notice VM A and the limit held.
 pub fn run(opts: &Options) -> Result<bool> {
     let _takeover = Param::set(TAKEOVER, "1")?;
     let b = Vmm::without_shim()?;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `tce-vmm hammer`: vCPUs issue TCE hypercalls for a while, for a test that unloads the module.
+//! `tce-vmm-test hammer`: vCPUs issue TCE hypercalls for a while, for a test that unloads the module.
 //!
 //! Each vCPU runs the same round of calls again and again until the time is up: `H_PUT_TCE`,
 //! `H_GET_TCE` and `H_STUFF_TCE` on a LIOBN that no table anywhere has, and the same on a window
@@ -229,7 +229,7 @@ impl Counts {
     }
 }
 
-/// Runs `tce-vmm hammer`; returns whether every answer was right.
+/// Runs `tce-vmm-test hammer`; returns whether every answer was right.
 pub fn run(opts: &Options) -> Result<bool> {
     let started = Instant::now();
     let vmm = Vmm::without_shim()?;

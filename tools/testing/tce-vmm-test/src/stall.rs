@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `tce-vmm stall`: one VM's hypercall waits on a userfaultfd page; another VM must not notice.
+//! `tce-vmm-test stall`: one VM's hypercall waits on a userfaultfd page; another VM must not notice.
 //!
 //! VM A has a window served by `tce_accel`, created the way QEMU creates it
 //! (`KVM_CREATE_SPAPR_TCE_64` with the module's `takeover` on). Its guest issues one
@@ -118,7 +118,7 @@ fn churn(vmm: &Vmm, n: u64) -> Result<Worst> {
     Ok(w)
 }
 
-/// Runs `tce-vmm stall`; returns whether VM B never waited and VM A's call finished right.
+/// Runs `tce-vmm-test stall`; returns whether VM B never waited and VM A's call finished right.
 pub fn run(opts: &Options) -> Result<bool> {
     let _takeover = Param::set(TAKEOVER, "1")?;
     let a = Vmm::without_shim()?;

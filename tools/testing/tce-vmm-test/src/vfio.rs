@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `tce-vmm vfio`: a guest's TCE hypercalls on a window with a VFIO group attached, checked in
+//! `tce-vmm-test vfio`: a guest's TCE hypercalls on a window with a VFIO group attached, checked in
 //! the hardware table.
 //!
 //! 1. The PCI device is bound to `vfio-pci` if it is not already, its IOMMU group is put in a
@@ -297,7 +297,7 @@ fn expect_errno(found: &mut Findings, what: &str, r: std::result::Result<(), Err
     }
 }
 
-/// Runs `tce-vmm vfio`; returns whether everything checked out.
+/// Runs `tce-vmm-test vfio`; returns whether everything checked out.
 pub fn run(opts: &Options) -> Result<bool> {
     let started = Instant::now();
     let mut found = Findings::default();
