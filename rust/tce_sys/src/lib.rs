@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The one system-call layer of tce-accel's user-space programs: the shim, the sample VMM, its
-//! test harness and tce-init.
+//! tests and tce-init.
 //!
 //! [`tce_uapi`] defines what the kernel's interfaces look like; this crate calls them. Each
 //! function is a typed, safe wrapper of one system call or ioctl, built on rustix, that returns
@@ -17,12 +17,14 @@
 //! | [`Mmap`] | mappings of guest RAM, `kvm_run` and tables, read and written volatile or atomic |
 //! | [`process`] | pidfds, the locked-memory limit, descriptors, the page size |
 //! | [`Userfault`] | a userfaultfd, for tests of hypercalls that wait on guest RAM |
+//! | [`init`] | what the PID 1 of a test VM does: mounts, module load, children, power-off |
 //! | [`ioctl`] | the two argument shapes the ioctls above use, over rustix's encoders |
 
 #![allow(unsafe_code)]
 
 pub mod accel;
 pub mod errno;
+pub mod init;
 pub mod ioctl;
 pub mod kvm;
 mod mmap;

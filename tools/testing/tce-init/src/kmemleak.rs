@@ -15,7 +15,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::ktap::{self, Outcome};
-use crate::sys::{self, describe};
+use tce_sys::errno::describe;
+use tce_sys::init::{self as sys, MountFlags};
 
 /// The control and report file of kmemleak.
 const FILE: &str = "/sys/kernel/debug/kmemleak";
@@ -38,7 +39,7 @@ fn available() -> bool {
     if Path::new(FILE).exists() {
         return true;
     }
-    let nodev = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let nodev = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     let _ = sys::mount("debugfs", DEBUGFS, nodev, "");
     Path::new(FILE).exists()
 }

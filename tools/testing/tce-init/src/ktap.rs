@@ -27,7 +27,9 @@
 //! The stats lines appear only when their total is above 1, and a skipped case is
 //! `ok N name # SKIP reason`.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::sync::OnceLock;
 
 /// One level of KTAP indentation (`KUNIT_SUBTEST_INDENT`).
 pub const INDENT: &str = "    ";
@@ -260,29 +262,12 @@ fn one_line_raw(s: &str) -> String {
     s.replace(['\n', '\r'], " ")
 }
 
-/// The file descriptor of `/dev/kmsg`, or -1 to write to standard output instead.
-static KMSG_FD: AtomicI32 = AtomicI32::new(-1);
+/// `/dev/kmsg`, once opened; until then [`emit`] writes to standard output.
+static KMSG: OnceLock<File> = OnceLock::new();
 
-/// Sends every later [`emit`] to `fd` (an open `/dev/kmsg`).
-pub fn set_kmsg(fd: i32) {
-    KMSG_FD.store(fd, Ordering::SeqCst);
-}
-
-/// Writes all of `buf` to `fd`, retrying after interruptions; errors are dropped, since there
-/// is nowhere left to report them.
-pub fn write_all_fd(fd: i32, buf: &[u8]) {
-    let mut done = 0;
-    while done < buf.len() {
-        // SAFETY: The pointer and length describe the live, initialised rest of `buf`.
-        let n = unsafe { libc::write(fd, buf[done..].as_ptr().cast(), buf.len() - done) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n <= 0 {
-            return;
-        }
-        done += n as usize;
-    }
+/// Sends every later [`emit`] to `kmsg` (an open `/dev/kmsg`).
+pub fn set_kmsg(kmsg: File) {
+    let _ = KMSG.set(kmsg);
 }
 
 /// Cuts `line` to at most `max` bytes, at a character boundary.
@@ -301,11 +286,17 @@ fn truncate(line: &str, max: usize) -> &str {
 /// it reaches the console with the kernel's own line prefix; one write is one record.
 pub fn emit(line: &str) {
     let line = truncate(line, MAX_LINE);
-    let fd = KMSG_FD.load(Ordering::SeqCst);
-    if fd >= 0 {
-        write_all_fd(fd, format!("<6>{line}").as_bytes());
-    } else {
-        write_all_fd(1, format!("{line}\n").as_bytes());
+    // Errors are dropped: there is nowhere left to report them.
+    match KMSG.get() {
+        Some(kmsg) => {
+            let _ = tce_sys::init::write_all(kmsg.as_fd(), format!("<6>{line}").as_bytes());
+        }
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(format!("{line}\n").as_bytes());
+            let _ = out.flush();
+        }
     }
 }
 

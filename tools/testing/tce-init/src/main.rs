@@ -13,12 +13,16 @@ mod cases;
 mod cmdline;
 mod kmemleak;
 mod ktap;
-mod sys;
 mod uapi;
 
-use std::os::fd::{AsRawFd, IntoRawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use tce_sys::errno::describe;
+use tce_sys::init::{self as sys, MountFlags, Pid};
 
 use cases::{
     State, Tx, FIRST_RUNNER, KMEMLEAK, LAST_RUNNER, NAMES, SHIM_WITHOUT_MODULE, SUITE, UNLOAD,
@@ -32,8 +36,8 @@ static HEADER_PRINTED: AtomicBool = AtomicBool::new(false);
 /// Whether to restart rather than power off at the end (read by the panic hook).
 static REBOOT: AtomicBool = AtomicBool::new(false);
 
-/// The runner's end of its pipe to PID 1, for the runner's panic hook; -1 in PID 1.
-static RUNNER_TX: AtomicI32 = AtomicI32::new(-1);
+/// The runner's end of its pipe to PID 1, for the runner's panic hook; unset in PID 1.
+static RUNNER_TX: OnceLock<File> = OnceLock::new();
 
 /// Prints a line about tce-init itself, outside the KTAP suite.
 fn note(msg: &str) {
@@ -45,17 +49,17 @@ fn setup() {
     let mut notes = Vec::new();
     for dir in ["/proc", "/sys", "/dev"] {
         if let Err(e) = sys::mkdir(dir) {
-            notes.push(format!("mkdir {dir}: {}", sys::describe(&e)));
+            notes.push(format!("mkdir {dir}: {}", describe(&e)));
         }
     }
-    let nodev = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let nodev = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     for (fs, dir, flags, data) in [
         ("proc", "/proc", nodev, ""),
         ("sysfs", "/sys", nodev, ""),
-        ("devtmpfs", "/dev", libc::MS_NOSUID, "mode=0755"),
+        ("devtmpfs", "/dev", MountFlags::NOSUID, "mode=0755"),
     ] {
         if let Err(e) = sys::mount(fs, dir, flags, data) {
-            notes.push(format!("mount {fs} on {dir}: {}", sys::describe(&e)));
+            notes.push(format!("mount {fs} on {dir}: {}", describe(&e)));
         }
     }
     // The kernel gives init the console as fds 0-2 if it can open it; make sure it did.
@@ -64,21 +68,21 @@ fn setup() {
             Ok(console) => {
                 for fd in 0..3 {
                     if !sys::fd_is_open(fd) {
-                        let _ = sys::dup2(console.as_raw_fd(), fd);
+                        let _ = sys::set_stdio(fd, console.as_fd());
                     }
                 }
             }
-            Err(e) => notes.push(format!("open /dev/console: {}", sys::describe(&e))),
+            Err(e) => notes.push(format!("open /dev/console: {}", describe(&e))),
         }
     }
     // Lift the rate limit on /dev/kmsg writers (also set by printk.devkmsg=on), or most of
     // the suite's lines would be dropped.
     let _ = std::fs::write("/proc/sys/kernel/printk_devkmsg", "on\n");
     match std::fs::OpenOptions::new().write(true).open("/dev/kmsg") {
-        Ok(f) => ktap::set_kmsg(f.into_raw_fd()),
+        Ok(f) => ktap::set_kmsg(f),
         Err(e) => notes.push(format!(
             "open /dev/kmsg: {}; printing to the console instead",
-            sys::describe(&e)
+            describe(&e)
         )),
     }
     for n in notes {
@@ -137,10 +141,10 @@ impl Suite {
 }
 
 /// The runner process: runs tests `FIRST_RUNNER..=LAST_RUNNER`, reporting through `tx`.
-fn runner(cfg: Config, module_loaded: bool, tx: Tx) -> ! {
-    RUNNER_TX.store(tx.0, Ordering::SeqCst);
+fn runner(cfg: Config, module_loaded: bool, tx: File) -> ! {
+    let tx = Tx(Some(RUNNER_TX.get_or_init(|| tx).as_fd()));
     std::panic::set_hook(Box::new(|info| {
-        let tx = Tx(RUNNER_TX.load(Ordering::SeqCst));
+        let tx = Tx(RUNNER_TX.get().map(AsFd::as_fd));
         tx.send(&Msg::Line(ktap::diag_line(
             1,
             "tce-init",
@@ -155,10 +159,10 @@ fn runner(cfg: Config, module_loaded: bool, tx: Tx) -> ! {
 }
 
 /// Waits up to `limit` for child `pid` to end.
-fn reap(pid: i32, limit: Duration) -> Option<sys::Exit> {
+fn reap(pid: Pid, limit: Duration) -> Option<sys::Exit> {
     let start = Instant::now();
     loop {
-        match sys::wait(pid, false) {
+        match sys::wait(Some(pid), false) {
             Ok(Some(exit)) => return Some(exit),
             Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(50)),
             _ => return None,
@@ -171,21 +175,22 @@ fn reap(pid: i32, limit: Duration) -> Option<sys::Exit> {
 fn supervise(cfg: &Config, module_loaded: bool, suite: &mut Suite) {
     let (rx, tx) = match sys::pipe() {
         Ok(p) => p,
-        Err(e) => return abandon(suite, &format!("pipe: {}", sys::describe(&e)), None),
+        Err(e) => return abandon(suite, &format!("pipe: {}", describe(&e)), None),
     };
-    let pid = match sys::fork() {
-        Ok(0) => {
+    // SAFETY: PID 1 has one thread; the runner goes on as a process of its own.
+    let pid = match unsafe { sys::fork() } {
+        Ok(None) => {
             drop(rx);
-            // SAFETY: setpgid on ourselves only changes our process group, so that PID 1 can
-            // kill the runner together with any child it forked.
-            unsafe { libc::setpgid(0, 0) };
-            runner(cfg.clone(), module_loaded, Tx(tx.into_raw_fd()));
+            // The runner gets a process group of its own, so that PID 1 can kill it together
+            // with any child it forked.
+            let _ = sys::own_process_group(None);
+            runner(cfg.clone(), module_loaded, tx);
         }
-        Ok(pid) => pid,
-        Err(e) => return abandon(suite, &format!("fork: {}", sys::describe(&e)), None),
+        Ok(Some(pid)) => pid,
+        Err(e) => return abandon(suite, &format!("fork: {}", describe(&e)), None),
     };
-    // SAFETY: As in the child; whichever runs first puts the runner in its own group.
-    unsafe { libc::setpgid(pid, pid) };
+    // As in the child: whichever runs first puts the runner in its own group.
+    let _ = sys::own_process_group(Some(pid));
     drop(tx);
 
     let timeout = Duration::from_secs(cfg.timeout_secs.max(1));
@@ -215,10 +220,10 @@ fn supervise(cfg: &Config, module_loaded: bool, suite: &mut Suite) {
                 )),
             }
         }
-        match sys::poll_in(rx.as_raw_fd(), 500) {
+        match sys::poll_in(rx.as_fd(), Duration::from_millis(500)) {
             Ok(true) => {
                 let mut chunk = [0u8; 4096];
-                match sys::read(rx.as_raw_fd(), &mut chunk) {
+                match sys::read(rx.as_fd(), &mut chunk) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         buf.extend_from_slice(&chunk[..n]);
@@ -228,7 +233,7 @@ fn supervise(cfg: &Config, module_loaded: bool, suite: &mut Suite) {
             }
             Ok(false) if last.elapsed() > timeout => {
                 timed_out = true;
-                sys::kill(-pid, libc::SIGKILL);
+                sys::kill_group(pid);
                 break;
             }
             Ok(false) => {}
@@ -243,7 +248,7 @@ fn supervise(cfg: &Config, module_loaded: bool, suite: &mut Suite) {
         (false, None) => "test runner did not end".into(),
     };
     // Kill anything the runner left behind, so that its descriptors close before the unload.
-    sys::kill(-pid, libc::SIGKILL);
+    sys::kill_group(pid);
     if suite.next <= LAST_RUNNER {
         abandon(suite, &why, current);
     }
@@ -265,12 +270,11 @@ fn abandon(suite: &mut Suite, why: &str, current: Option<usize>) {
 
 /// Reaps whatever children are left (orphans are re-parented to PID 1).
 fn reap_orphans() {
-    while let Ok(Some(_)) = sys::wait(-1, false) {}
+    while let Ok(Some(_)) = sys::wait(None, false) {}
 }
 
 fn main() {
-    // SAFETY: getpid has no requirements.
-    if unsafe { libc::getpid() } != 1 {
+    if std::process::id() != 1 {
         eprintln!(
             "tce-init: must run as PID 1 (the /init of a test VM); it powers the machine off"
         );
