@@ -56,6 +56,8 @@ lint: setup
 	@$(MAKE) --no-print-directory rustfmtcheck
 	@echo "[lint] clippy"
 	@$(CARGO) clippy --locked --workspace --all-targets -q -- -D warnings
+	@echo "[lint] Documentation/architecture.rst against the Cargo manifests"
+	@python3 scripts/check-architecture.py
 
 test: setup
 	@echo "[test] user-space suite (unit, rule, replay and differential tests)"
