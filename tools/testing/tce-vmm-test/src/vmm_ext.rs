@@ -72,17 +72,10 @@ pub trait VmmTestExt {
     /// hardware table attached the stock way (`KVM_DEV_VFIO_FILE_ADD`, then
     /// `KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE`), so that KVM's C code updates the hardware table;
     /// returns the KVM-VFIO device, whose `del_group` detaches it again.
-    fn add_kvm_vfio_window(
-        &self,
-        params: WindowParams,
-        group: std::os::fd::BorrowedFd<'_>,
-    ) -> Result<KvmVfio>;
+    fn add_kvm_vfio_window(&self, params: WindowParams, group: BorrowedFd<'_>) -> Result<KvmVfio>;
 }
 
 impl VmmTestExt for Vmm {
-    /// Gives the PHB the VFIO groups of `container`: every DMA window the guest creates from
-    /// now on gets a hardware window of the container, with a table of `levels` levels, and
-    /// the groups attached to its table.
     fn give_vfio(&self, container: Arc<Container>, levels: u32) -> Result<()> {
         let mut shim = self.shim().ok_or(VmmError::NoShim)?;
         let desc = PhbDesc::simulator_default(BUID, LIOBN_BASE);
@@ -92,47 +85,31 @@ impl VmmTestExt for Vmm {
         Ok(())
     }
 
-    /// The hardware window of the accel window `liobn`, if it has one.
     fn hw_window(&self, liobn: u64) -> Option<HwWindowInfo> {
         self.shim()?.tables().hw_window(liobn)
     }
 
-    /// Creates the VM's KVM-VFIO device, for tests of how KVM attaches groups to tables.
     fn create_vfio_device(&self) -> Result<KvmVfio> {
         let fd = kvm::create_device(self.vm().fd(), KVM_DEV_TYPE_VFIO)
             .map_err(ioctl("KVM_CREATE_DEVICE", "KVM_DEV_TYPE_VFIO"))?;
         Ok(KvmVfio { fd })
     }
 
-    /// A set of `tce_accel` tables of the VM outside the shim and its PHB, for tests of bad
-    /// input; its tables close when it is dropped.
     fn scratch_tables(&self) -> Result<KernelTables> {
         Ok(KernelTables::open(self.vm().dup_fd()?)?)
     }
 
-    /// The `tce_accel` table of the active window `liobn`.
     fn accel_table(&self, liobn: u64) -> Result<Arc<KernelTable>> {
         let shim = self.shim().ok_or(VmmError::NoShim)?;
         let liobn = u32::try_from(liobn).map_err(|_| VmmError::WindowGone { liobn })?;
         Ok(shim.table(liobn)?)
     }
 
-    /// Creates a table with `KVM_CREATE_SPAPR_TCE_64` and hands its descriptor over, without a
-    /// window: for tests that only create and close tables.
     fn create_kvm_table(&self, params: &WindowParams) -> Result<OwnedFd> {
         self.vm().create_spapr_tce_64(params)
     }
 
-    /// Adds a window backed by one of KVM's own tables with VFIO group `group`'s matching
-    /// hardware table attached the stock way (`KVM_DEV_VFIO_FILE_ADD`, then
-    /// `KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE`), so that KVM's C code updates the hardware table;
-    /// returns the KVM-VFIO device, whose `del_group` detaches it again.
-    fn add_kvm_vfio_window(
-        &self,
-        params: WindowParams,
-        group: std::os::fd::BorrowedFd<'_>,
-    ) -> Result<KvmVfio> {
-        use std::os::fd::AsFd;
+    fn add_kvm_vfio_window(&self, params: WindowParams, group: BorrowedFd<'_>) -> Result<KvmVfio> {
         let fd = self.vm().create_spapr_tce_64(&params)?;
         let dev = self.create_vfio_device()?;
         dev.add_group(group)?;
@@ -153,29 +130,24 @@ pub struct KvmVfio {
 }
 
 impl KvmVfio {
+    /// Sets attribute `attr` (named `name`) of the device's `KVM_DEV_VFIO_FILE` group to
+    /// `value`.
+    fn set<T>(&self, attr: u64, name: &'static str, value: &T) -> Result<()> {
+        kvm::set_device_attr(self.fd.as_fd(), KVM_DEV_VFIO_FILE, attr, value)
+            .map_err(ioctl("KVM_SET_DEVICE_ATTR", name))
+    }
+
     /// Adds VFIO group file `group` (`KVM_DEV_VFIO_FILE_ADD`).
     pub fn add_group(&self, group: BorrowedFd<'_>) -> Result<()> {
-        let raw: i32 = group.as_raw_fd();
-        kvm::set_device_attr(
-            self.fd.as_fd(),
-            KVM_DEV_VFIO_FILE,
-            KVM_DEV_VFIO_FILE_ADD,
-            &raw,
-        )
-        .map_err(ioctl("KVM_SET_DEVICE_ATTR", "KVM_DEV_VFIO_FILE_ADD"))
+        let fd: i32 = group.as_raw_fd();
+        self.set(KVM_DEV_VFIO_FILE_ADD, "KVM_DEV_VFIO_FILE_ADD", &fd)
     }
 
     /// Removes VFIO group file `group` (`KVM_DEV_VFIO_FILE_DEL`); KVM detaches its hardware
     /// tables from KVM's TCE tables.
     pub fn del_group(&self, group: BorrowedFd<'_>) -> Result<()> {
-        let raw: i32 = group.as_raw_fd();
-        kvm::set_device_attr(
-            self.fd.as_fd(),
-            KVM_DEV_VFIO_FILE,
-            KVM_DEV_VFIO_FILE_DEL,
-            &raw,
-        )
-        .map_err(ioctl("KVM_SET_DEVICE_ATTR", "KVM_DEV_VFIO_FILE_DEL"))
+        let fd: i32 = group.as_raw_fd();
+        self.set(KVM_DEV_VFIO_FILE_DEL, "KVM_DEV_VFIO_FILE_DEL", &fd)
     }
 
     /// Attaches the hardware table of `group` that matches KVM TCE table `table`
@@ -185,15 +157,10 @@ impl KvmVfio {
             groupfd: group.as_raw_fd(),
             tablefd: table.as_raw_fd(),
         };
-        kvm::set_device_attr(
-            self.fd.as_fd(),
-            KVM_DEV_VFIO_FILE,
+        self.set(
             KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE,
+            "KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE",
             &arg,
         )
-        .map_err(ioctl(
-            "KVM_SET_DEVICE_ATTR",
-            "KVM_DEV_VFIO_GROUP_SET_SPAPR_TCE",
-        ))
     }
 }
