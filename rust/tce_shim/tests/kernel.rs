@@ -88,12 +88,7 @@ struct Usage {
 
 fn usage() -> Usage {
     let fds = std::fs::read_dir("/proc/self/fd").unwrap().count();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let locked_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmLck:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
+    let locked_kb = tce_sys::process::vmlck_kb().unwrap();
     Usage { fds, locked_kb }
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! How the project's programs print a failed system call: `ENAME (message)`.
+//! How the project's programs print a failure: a failed system call as `ENAME (message)`,
+//! an error and its sources as one line.
 
 use rustix::io::Errno;
 
@@ -57,6 +58,18 @@ pub fn describe(err: &std::io::Error) -> String {
     }
 }
 
+/// Formats an error and its sources as one line: "what failed: why".
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +86,30 @@ mod tests {
             "ENOENT (No such file or directory)"
         );
         assert_eq!(describe(&std::io::Error::other("no errno")), "no errno");
+    }
+
+    #[test]
+    fn chains_name_every_source() {
+        let outer = Wrapped(std::io::Error::from(Errno::NOENT));
+        assert_eq!(
+            chain(&outer),
+            format!("cannot open /x: {}", std::io::Error::from(Errno::NOENT))
+        );
+    }
+
+    /// An error whose source is `.0`.
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("cannot open /x")
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
     }
 }

@@ -189,14 +189,4 @@ pub fn ioctl(
     }
 }
 
-/// Formats an error and its sources as one line: "what failed: why".
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use tce_sys::errno::chain;

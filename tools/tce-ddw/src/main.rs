@@ -37,17 +37,7 @@ impl From<tce_shim::Error> for Failure {
 /// The result of a command.
 pub type Outcome = Result<(), Failure>;
 
-/// Formats an error and its sources as one line: "what failed: why".
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
-}
+pub use tce_sys::errno::chain;
 
 /// Parses the command line; a usage error is printed as `tce-ddw: <reason>` with exit status 2.
 fn parse() -> Result<Cli, ExitCode> {
